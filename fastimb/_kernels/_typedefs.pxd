@@ -1,0 +1,8 @@
+# Shared C types of fastimb's kernels.
+#
+# Indices and counts are ``intp_t`` (``np.intp`` on the Python side); data use Cython's
+# fused ``floating`` (float32 / float64).
+
+ctypedef Py_ssize_t intp_t
+ctypedef double float64_t
+ctypedef float float32_t

@@ -1,0 +1,253 @@
+"""Array and target checks shared by every fastimb entry point.
+
+Kernels trust their inputs (they are compiled without bounds checks), so every array that
+reaches a kernel passes through one of these functions first.
+"""
+from collections import OrderedDict
+from numbers import Real
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _num_samples
+
+SAMPLING_TYPES = ("over-sampling", "under-sampling", "clean-sampling", "ensemble", "bypass")
+
+
+# ---------------------------------------------------------------------------------------
+# arrays for kernels
+# ---------------------------------------------------------------------------------------
+def check_float_X(X, *, name="X", copy=False):
+    """A C-contiguous, finite float32/float64 2-D array (float32 stays float32).
+
+    Other dtypes are converted to float64. Read-only input is accepted without a copy.
+    """
+    return check_array(X, dtype=[np.float64, np.float32], order="C", copy=copy,
+                       input_name=name)
+
+
+def as_index_array(indices, upper, *, name="indices"):
+    """``indices`` as a C-contiguous ``np.intp`` array with every value in ``[0, upper)``."""
+    idx = np.ascontiguousarray(indices, dtype=np.intp)
+    if idx.size and (idx.min() < 0 or idx.max() >= upper):
+        raise ValueError(f"{name} must lie in [0, {upper}); got values in "
+                         f"[{idx.min()}, {idx.max()}].")
+    return idx
+
+
+def check_sample_weight_nonneg(sample_weight, n_samples, dtype=np.float64):
+    """A float copy of ``sample_weight`` (ones when None), finite and non-negative."""
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    w = column_or_1d(check_array(sample_weight, ensure_2d=False, dtype=dtype,
+                                 input_name="sample_weight"), warn=False).copy()
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight has {w.shape[0]} elements, expected {n_samples}.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative; found negative weights.")
+    return w
+
+
+# ---------------------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------------------
+def check_target_type(y, indicate_one_vs_all=False):
+    """A 1-D target; a one-hot (one-vs-all) target is turned into class indices.
+
+    Multilabel targets (a row with more than one positive) are rejected.
+    """
+    type_y = type_of_target(y)
+    if type_y == "multilabel-indicator":
+        if np.any(y.sum(axis=1) > 1):
+            raise ValueError(
+                "fastimb supports binary, multiclass and one-hot encoded multiclass "
+                "targets. Multilabel and multioutput targets are not supported."
+            )
+        y = y.argmax(axis=1)
+    else:
+        y = column_or_1d(y)
+    return (y, type_y == "multilabel-indicator") if indicate_one_vs_all else y
+
+
+def check_X_any(X):
+    """Check X loosely (no dtype conversion, NaN allowed); DataFrames pass through."""
+    n_samples = _num_samples(X)
+    if n_samples < 1:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) while a minimum of 1 is required."
+        )
+    if hasattr(X, "iloc") and hasattr(X, "columns"):
+        return X
+    return check_array(X, dtype=None, accept_sparse=["csr", "csc"], ensure_all_finite=False)
+
+
+def class_counts(y):
+    """``{class: count}`` in ``np.unique`` order."""
+    labels, counts = np.unique(y, return_counts=True)
+    return dict(zip(labels, counts))
+
+
+# ---------------------------------------------------------------------------------------
+# sampling_strategy -> sampling_strategy_
+# ---------------------------------------------------------------------------------------
+def _strategy_from_string(strategy, counts, sampling_type):
+    n_max, n_min = max(counts.values()), min(counts.values())
+    c_max = max(counts, key=counts.get)  # first class in label order on ties
+    c_min = min(counts, key=counts.get)
+    if strategy == "auto":
+        strategy = "not majority" if sampling_type == "over-sampling" else "not minority"
+    if strategy == "majority" and sampling_type == "over-sampling":
+        raise ValueError("'sampling_strategy'='majority' cannot be used with over-sampler.")
+    if strategy == "minority" and sampling_type != "over-sampling":
+        raise ValueError(
+            "'sampling_strategy'='minority' cannot be used with under-sampler and "
+            "clean-sampler."
+        )
+    selected = {
+        "all": lambda c: True,
+        "majority": lambda c: c == c_max,
+        "minority": lambda c: c == c_min,
+        "not majority": lambda c: c != c_max,
+        "not minority": lambda c: c != c_min,
+    }[strategy]
+    if sampling_type == "over-sampling":
+        return {c: n_max - n for c, n in counts.items() if selected(c)}
+    return {c: n_min for c in counts if selected(c)}
+
+
+def _missing_classes_error(requested, counts):
+    missing = set(requested) - set(counts)
+    if missing:
+        raise ValueError(f"The {missing} target class is/are not present in the data.")
+
+
+def _strategy_from_dict(strategy, counts, sampling_type):
+    _missing_classes_error(strategy.keys(), counts)
+    if any(n < 0 for n in strategy.values()):
+        raise ValueError(
+            "The number of samples in a class cannot be negative."
+            f"'sampling_strategy' contains some negative value: {strategy}"
+        )
+    if sampling_type == "clean-sampling":
+        raise ValueError(
+            "'sampling_strategy' as a dict for cleaning methods is not supported. Please "
+            "give a list of the classes to be targeted by the sampling."
+        )
+    out = {}
+    for c, n in strategy.items():
+        have = counts[c]
+        if sampling_type == "over-sampling":
+            if n < have:
+                raise ValueError(
+                    "With over-sampling methods, the number of samples in a class should "
+                    f"be greater or equal to the original number of samples. Originally, "
+                    f"there is {have} samples and {n} samples are asked."
+                )
+            out[c] = n - have
+        else:
+            if n > have:
+                raise ValueError(
+                    "With under-sampling methods, the number of samples in a class should "
+                    "be less or equal to the original number of samples. Originally, "
+                    f"there is {have} samples and {n} samples are asked."
+                )
+            out[c] = n
+    return out
+
+
+def _strategy_from_list(strategy, counts, sampling_type):
+    if sampling_type != "clean-sampling":
+        raise ValueError(
+            "'sampling_strategy' cannot be a list for samplers which are not cleaning "
+            "methods."
+        )
+    _missing_classes_error(strategy, counts)
+    n_min = min(counts.values())
+    return {c: n_min for c in strategy}
+
+
+def _strategy_from_float(ratio, y, counts, sampling_type):
+    if type_of_target(y) != "binary":
+        raise ValueError(
+            '"sampling_strategy" can be a float only when the type of target is binary. '
+            "For multi-class, use a dict."
+        )
+    if sampling_type == "over-sampling":
+        n_max, c_max = max(counts.values()), max(counts, key=counts.get)
+        out = {c: int(n_max * ratio - n) for c, n in counts.items() if c != c_max}
+        if any(n <= 0 for n in out.values()):
+            raise ValueError(
+                "The specified ratio required to remove samples from the minority class "
+                "while trying to generate new samples. Please increase the ratio."
+            )
+        return out
+    if sampling_type == "under-sampling":
+        n_min, c_min = min(counts.values()), min(counts, key=counts.get)
+        out = {c: int(n_min / ratio) for c in counts if c != c_min}
+        if any(n > counts[c] for c, n in out.items()):
+            raise ValueError(
+                "The specified ratio required to generate new sample in the majority "
+                "class while trying to remove samples. Please increase the ratio."
+            )
+        return out
+    raise ValueError("'clean-sampling' methods do let the user specify the sampling ratio.")
+
+
+STRATEGY_STRINGS = ("auto", "minority", "majority", "not minority", "not majority", "all")
+
+
+def check_sampling_strategy(sampling_strategy, y, sampling_type, **kwargs):
+    """Resolve ``sampling_strategy`` into ``sampling_strategy_`` by imbalanced-learn's rules.
+
+    Returns an ``OrderedDict`` sorted by class label whose values are the number of samples
+    to generate (over-sampling), to keep (under-sampling), or the minority count for the
+    targeted classes (cleaning).
+    """
+    if sampling_type not in SAMPLING_TYPES:
+        raise ValueError(f"'sampling_type' should be one of {SAMPLING_TYPES}. "
+                         f"Got '{sampling_type} instead.")
+    n_classes = np.unique(y).size
+    if n_classes <= 1:
+        raise ValueError("The target 'y' needs to have more than 1 class. "
+                         f"Got {n_classes} class instead")
+    if sampling_type in ("ensemble", "bypass"):
+        return sampling_strategy
+    counts = class_counts(y)
+    if isinstance(sampling_strategy, str):
+        if sampling_strategy not in STRATEGY_STRINGS:
+            raise ValueError(
+                "When 'sampling_strategy' is a string, it needs to be one of "
+                f"{STRATEGY_STRINGS}. Got '{sampling_strategy}' instead."
+            )
+        out = _strategy_from_string(sampling_strategy, counts, sampling_type)
+    elif isinstance(sampling_strategy, dict):
+        out = _strategy_from_dict(sampling_strategy, counts, sampling_type)
+    elif isinstance(sampling_strategy, list):
+        out = _strategy_from_list(sampling_strategy, counts, sampling_type)
+    elif isinstance(sampling_strategy, Real) and not isinstance(sampling_strategy, bool):
+        if sampling_strategy <= 0 or sampling_strategy > 1:
+            raise ValueError("When 'sampling_strategy' is a float, it should be in the "
+                             f"range (0, 1]. Got {sampling_strategy} instead.")
+        out = _strategy_from_float(sampling_strategy, y, counts, sampling_type)
+    elif callable(sampling_strategy):
+        out = _strategy_from_dict(sampling_strategy(y, **kwargs), counts, sampling_type)
+    else:
+        raise ValueError(f"Unsupported 'sampling_strategy': {sampling_strategy!r}.")
+    return OrderedDict(sorted(out.items()))
+
+
+def is_sparse(X):
+    return sparse.issparse(X)
+
+
+__all__ = [
+    "as_index_array",
+    "check_X_any",
+    "check_float_X",
+    "check_sample_weight_nonneg",
+    "check_sampling_strategy",
+    "check_target_type",
+    "class_counts",
+    "is_sparse",
+]

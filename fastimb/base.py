@@ -1,0 +1,274 @@
+"""The sampler contract shared by every fastimb sampler.
+
+``BaseSampler.fit_resample`` is a template: it validates the target and the data, resolves
+``sampling_strategy`` into ``sampling_strategy_``, calls the subclass's ``_fit_resample`` on
+plain arrays, and gives the result back in the caller's container type (NumPy, pandas,
+list, sparse), exactly as imbalanced-learn's samplers do.
+"""
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from numbers import Real
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, _fit_context
+from sklearn.preprocessing import label_binarize
+from sklearn.utils import InputTags as _SkInputTags
+from sklearn.utils import TargetTags
+from sklearn.utils import Tags as _SkTags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+from fastimb._validation import check_sampling_strategy, check_target_type, check_X_any
+
+__all__ = [
+    "BaseSampler",
+    "BaseOverSampler",
+    "BaseUnderSampler",
+    "BaseCleaningSampler",
+    "SamplerTags",
+    "is_sampler",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# tags: sklearn's, plus the sampler fields imbalanced-learn's checks read
+# ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class SamplerTags:
+    """Sampler-specific tags: whether the sampler exposes ``sample_indices_``."""
+
+    sample_indices: bool = False
+
+
+@dataclass(slots=True)
+class InputTags(_SkInputTags):
+    """sklearn's input tags plus ``dataframe`` (pandas input is accepted and returned)."""
+
+    dataframe: bool = False
+
+
+@dataclass(slots=True)
+class Tags(_SkTags):
+    """sklearn's tags plus ``sampler_tags``."""
+
+    input_tags: InputTags = field(default_factory=InputTags)
+    sampler_tags: SamplerTags | None = None
+
+
+def is_sampler(estimator):
+    """Whether ``estimator`` is a sampler (has ``fit_resample`` and declares itself one)."""
+    if getattr(estimator, "_estimator_type", None) == "sampler":
+        return True
+    try:
+        return getattr(estimator.__sklearn_tags__(), "sampler_tags", None) is not None
+    except AttributeError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# container round trip (pandas / list in, same type out)
+# ---------------------------------------------------------------------------------------
+class _Container:
+    """What the caller passed, so the output can be given back in the same form."""
+
+    __slots__ = ("kind", "columns", "name", "dtypes")
+
+    def __init__(self, obj):
+        self.kind = type(obj).__name__.lower()
+        self.columns = getattr(obj, "columns", None)
+        self.name = getattr(obj, "name", None)
+        self.dtypes = getattr(obj, "dtypes", None)
+
+    def restore(self, array):
+        if self.kind == "list":
+            return array.tolist()
+        if self.kind == "dataframe":
+            import pandas as pd
+
+            if isinstance(array, pd.DataFrame):  # a sampler that indexed the frame itself
+                out = array
+            elif sparse.issparse(array):
+                out = pd.DataFrame.sparse.from_spmatrix(array, columns=self.columns)
+            else:
+                out = pd.DataFrame(array, columns=self.columns)
+            return out.astype(self.dtypes)
+        if self.kind == "series":
+            import pandas as pd
+
+            return pd.Series(array, dtype=self.dtypes, name=self.name)
+        return array
+
+
+def _restore_containers(X_info, y_info, X_res, y_res):
+    X_out = X_info.restore(X_res)
+    y_out = y_info.restore(y_res)
+    if X_info.kind == "dataframe" and y_info.kind in ("series", "dataframe"):
+        y_out.index = X_out.index
+    return X_out, y_out
+
+
+# ---------------------------------------------------------------------------------------
+# samplers
+# ---------------------------------------------------------------------------------------
+class BaseSampler(OneToOneFeatureMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class of every fastimb sampler.
+
+    Subclasses set ``_sampling_type`` and write ``_fit_resample(X, y)`` on validated
+    arrays. Do not use this class directly.
+    """
+
+    _estimator_type = "sampler"
+    _sampling_type = "bypass"
+    #: whether the sampler sets ``sample_indices_``
+    _sample_indices = False
+    #: sparse formats accepted by ``_check_X_y``
+    _accept_sparse = ("csr", "csc")
+
+    def __init__(self, sampling_strategy="auto"):
+        self.sampling_strategy = sampling_strategy
+
+    def _check_X_y(self, X, y):
+        """Validate ``X`` and ``y`` and set ``n_features_in_`` / ``feature_names_in_``."""
+        y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
+        X, y = validate_data(self, X=X, y=y, reset=True,
+                             accept_sparse=list(self._accept_sparse))
+        return X, y, binarize_y
+
+    def _check_X_y_loose(self, X, y):
+        """For samplers that only index rows: no dtype conversion, NaN and strings allowed."""
+        y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
+        X = check_X_any(X)
+        validate_data(self, X=X, y=y, reset=True, skip_check_array=True)
+        return X, y, binarize_y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, **params):
+        """Check inputs and statistics of the sampler.
+
+        You should use ``fit_resample`` in all cases.
+
+        Parameters
+        ----------
+        X : {array-like, dataframe, sparse matrix} of shape (n_samples, n_features)
+            Data array.
+        y : array-like of shape (n_samples,)
+            Target array.
+        **params : dict
+            Unused; accepted for compatibility.
+
+        Returns
+        -------
+        self : object
+            The instance itself.
+        """
+        X, y, _ = self._check_X_y(X, y)
+        self.sampling_strategy_ = check_sampling_strategy(
+            self.sampling_strategy, y, self._sampling_type
+        )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_resample(self, X, y, **params):
+        """Resample the dataset.
+
+        Parameters
+        ----------
+        X : {array-like, dataframe, sparse matrix} of shape (n_samples, n_features)
+            Matrix containing the data which have to be sampled.
+        y : array-like of shape (n_samples,)
+            Corresponding label for each sample in X.
+        **params : dict
+            Extra parameters passed to the sampler.
+
+        Returns
+        -------
+        X_resampled : {array-like, dataframe, sparse matrix} of shape (n_samples_new, n_features)
+            The resampled data, in the container type of ``X``.
+        y_resampled : array-like of shape (n_samples_new,)
+            The corresponding labels, in the container type of ``y``.
+        """
+        check_classification_targets(y)
+        X_info, y_info = _Container(X), _Container(y)
+        X, y, binarize_y = self._check_X_y(X, y)
+        self.sampling_strategy_ = check_sampling_strategy(
+            self.sampling_strategy, y, self._sampling_type
+        )
+        output = self._fit_resample(X, y, **params)
+        y_res = label_binarize(output[1], classes=np.unique(y)) if binarize_y else output[1]
+        X_res, y_res = _restore_containers(X_info, y_info, output[0], y_res)
+        return (X_res, y_res) if len(output) == 2 else (X_res, y_res, output[2])
+
+    @abstractmethod
+    def _fit_resample(self, X, y, **params):
+        """Resample validated arrays; return ``(X_resampled, y_resampled)``."""
+
+    def _more_tags(self):
+        return {"X_types": ["2darray", "sparse", "dataframe"],
+                "sample_indices": self._sample_indices}
+
+    def __sklearn_tags__(self):
+        base = super().__sklearn_tags__()
+        tags = Tags(
+            estimator_type="sampler",
+            target_tags=TargetTags(required=True),
+            transformer_tags=None,
+            regressor_tags=None,
+            classifier_tags=None,
+            array_api_support=base.array_api_support,
+            no_validation=base.no_validation,
+            non_deterministic=base.non_deterministic,
+            requires_fit=base.requires_fit,
+            _skip_test=base._skip_test,
+            input_tags=InputTags(two_d_array=True, sparse=True, dataframe=True),
+            sampler_tags=SamplerTags(sample_indices=self._sample_indices),
+        )
+        return tags
+
+
+_STRATEGY_COMMON = [Interval(Real, 0, 1, closed="right")]
+
+
+class BaseOverSampler(BaseSampler):
+    """Base class of over-samplers (``sampling_strategy_`` counts samples to generate)."""
+
+    _sampling_type = "over-sampling"
+    _parameter_constraints: dict = {
+        "sampling_strategy": [
+            *_STRATEGY_COMMON,
+            StrOptions({"auto", "minority", "not minority", "not majority", "all"}),
+            Mapping,
+            callable,
+        ],
+        "random_state": ["random_state"],
+    }
+
+
+class BaseUnderSampler(BaseSampler):
+    """Base class of under-samplers (``sampling_strategy_`` counts samples to keep)."""
+
+    _sampling_type = "under-sampling"
+    _parameter_constraints: dict = {
+        "sampling_strategy": [
+            *_STRATEGY_COMMON,
+            StrOptions({"auto", "majority", "not minority", "not majority", "all"}),
+            Mapping,
+            callable,
+        ],
+    }
+
+
+class BaseCleaningSampler(BaseSampler):
+    """Base class of cleaning samplers (``sampling_strategy_`` names the cleaned classes)."""
+
+    _sampling_type = "clean-sampling"
+    _parameter_constraints: dict = {
+        "sampling_strategy": [
+            *_STRATEGY_COMMON,
+            StrOptions({"auto", "majority", "not minority", "not majority", "all"}),
+            list,
+            callable,
+        ],
+    }
