@@ -19,7 +19,7 @@ from sklearn.utils import TargetTags
 from sklearn.utils import Tags as _SkTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_consistent_length, validate_data
 
 from fastimb._validation import check_sampling_strategy, check_target_type, check_X_any
 
@@ -141,6 +141,8 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator, metaclass=ABCMeta):
         """For samplers that only index rows: no dtype conversion, NaN and strings allowed."""
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         X = check_X_any(X)
+        # imbalanced-learn skips this check here and then crashes or mis-pairs rows
+        check_consistent_length(X, y)
         validate_data(self, X=X, y=y, reset=True, skip_check_array=True)
         return X, y, binarize_y
 

@@ -1,0 +1,175 @@
+"""The sampler contract: sampling_strategy rules, bad input, sklearn/imblearn integration."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from imblearn.pipeline import make_pipeline
+from imblearn.utils import check_sampling_strategy as imb_check_sampling_strategy
+from imblearn.over_sampling import RandomOverSampler as ImbROS
+from imblearn.under_sampling import RandomUnderSampler as ImbRUS
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.utils._param_validation import InvalidParameterError
+
+import fastimb
+from fastimb import RandomOverSampler, RandomUnderSampler
+from fastimb._kernels._openmp_helpers import effective_n_threads, max_threads
+from fastimb._validation import check_sampling_strategy
+from fastimb.base import is_sampler
+
+from conftest import make_imbalanced
+
+Y_BINARY = np.array([0] * 30 + [1] * 70 + [0] * 5)
+Y_MULTI = np.array([0] * 10 + [1] * 25 + [2] * 60 + [1] * 5)
+Y_STR = np.array(["b"] * 10 + ["a"] * 40 + ["c"] * 25)
+Y_TIE = np.array([0] * 20 + [1] * 20 + [2] * 10)
+
+STRATEGIES = ["auto", "minority", "majority", "not minority", "not majority", "all", "bogus",
+              0.5, 1.0, 0.05, 1.5, 0, {0: 40}, {1: 200}, {0: 5}, {7: 3}, {0: -1},
+              [0, 1], [9], lambda y: {0: 100}, lambda y: {0: 2}]
+KINDS = ["over-sampling", "under-sampling", "clean-sampling", "ensemble", "bypass"]
+
+
+def _outcome(fn):
+    try:
+        return "ok", fn()
+    except Exception as exc:  # the exception type and message are part of the contract
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("y", [Y_BINARY, Y_MULTI, Y_STR, Y_TIE], ids=["bin", "multi", "str", "tie"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_check_sampling_strategy_matches_imblearn(y, kind):
+    for strategy in STRATEGIES:
+        if isinstance(strategy, (dict, list)) and y is Y_STR:
+            strategy = ({"a": 40} if isinstance(strategy, dict) else ["c"])
+        ours = _outcome(lambda: check_sampling_strategy(strategy, y, kind))
+        ref = _outcome(lambda: imb_check_sampling_strategy(strategy, y, kind))
+        assert ours[0] == ref[0], (strategy, ours, ref)
+        if ours[0] == "ok":
+            if kind in ("ensemble", "bypass"):
+                assert ours[1] is strategy
+            else:
+                assert list(ours[1].items()) == list(ref[1].items()), strategy
+        elif ours[0] is ValueError:
+            ours_msg, ref_msg = ours[1], ref[1]
+            if "needs to be one of" in ref_msg:
+                # imblearn lists its private function objects here; fastimb the option names
+                assert ours_msg.split(" one of ")[0] == ref_msg.split(" one of ")[0]
+                assert ours_msg.split(". ")[-1] == ref_msg.split(". ")[-1]
+            else:
+                assert ours_msg == ref_msg, strategy
+
+
+def test_one_class_and_unknown_kind():
+    with pytest.raises(ValueError, match="needs to have more than 1 class"):
+        check_sampling_strategy("auto", np.zeros(5), "over-sampling")
+    with pytest.raises(ValueError, match="'sampling_type' should be one of"):
+        check_sampling_strategy("auto", Y_BINARY, "sideways")
+
+
+BAD_INPUTS = {
+    "one class": lambda X, y: (X, np.zeros_like(y)),
+    "mismatched lengths": lambda X, y: (X, y[:-3]),
+    "3-D X": lambda X, y: (X[:, :, None], y),
+    "empty X": lambda X, y: (X[:0], y[:0]),
+    "continuous y": lambda X, y: (X, np.linspace(0, 1, y.size)),
+    "multilabel y": lambda X, y: (X, np.ones((y.size, 3), dtype=int)),
+    "float strategy multiclass": None,
+    "impossible dict": None,
+}
+
+
+@pytest.mark.parametrize("Ours, Ref", [(RandomOverSampler, ImbROS),
+                                       (RandomUnderSampler, ImbRUS)])
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_same_exception_as_imblearn(Ours, Ref, case):
+    X, y = make_imbalanced(n_samples=120, n_classes=3, weights=(0.2, 0.3, 0.5))
+    params = {}
+    if case == "float strategy multiclass":
+        params = {"sampling_strategy": 0.5}
+    elif case == "impossible dict":
+        params = {"sampling_strategy": {0: 10_000} if Ours is RandomUnderSampler else {0: 1}}
+    else:
+        X, y = BAD_INPUTS[case](X, y)
+    X0, y0 = X.copy(), y.copy()
+    ours = _outcome(lambda: Ours(random_state=0, **params).fit_resample(X, y))
+    ref = _outcome(lambda: Ref(random_state=0, **params).fit_resample(X, y))
+    if case == "mismatched lengths":
+        # imbalanced-learn does not check this for the random samplers (it mis-pairs rows
+        # or raises IndexError); fastimb raises sklearn's ValueError
+        assert ours[0] is ValueError and "inconsistent numbers of samples" in ours[1]
+    else:
+        assert ref[0] != "ok" and ours[0] is ref[0], (ours, ref)
+    assert issubclass(ours[0], ValueError)
+    assert ours[1], "the message must name the problem"
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+
+
+@pytest.mark.parametrize("Sampler", [RandomOverSampler, RandomUnderSampler])
+def test_invalid_parameters(Sampler):
+    X, y = make_imbalanced()
+    with pytest.raises(InvalidParameterError, match="'sampling_strategy' parameter"):
+        Sampler(sampling_strategy="bogus").fit_resample(X, y)
+    with pytest.raises(InvalidParameterError, match="'random_state' parameter"):
+        Sampler(random_state="x").fit_resample(X, y)
+
+
+@pytest.mark.parametrize("Sampler", [RandomOverSampler, RandomUnderSampler])
+def test_clone_pickle_params(Sampler):
+    s = Sampler(random_state=4, sampling_strategy="all")
+    c = clone(s)
+    assert c.get_params() == s.get_params()
+    X, y = make_imbalanced()
+    a = s.fit_resample(X, y)
+    b = pickle.loads(pickle.dumps(s)).fit_resample(X, y)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert is_sampler(s)
+    assert s.__sklearn_tags__().sampler_tags.sample_indices
+    assert not hasattr(s, "transform")
+    assert s.fit(X, y) is s and s.sampling_strategy_
+
+
+def test_pipeline_cross_validate_and_grid_search():
+    X, y = make_imbalanced(n_samples=400)
+    pipe = make_pipeline(RandomUnderSampler(random_state=0), LogisticRegression())
+    scores = cross_validate(pipe, X, y, cv=3, scoring="balanced_accuracy")
+    ref = cross_validate(make_pipeline(ImbRUS(random_state=0), LogisticRegression()),
+                         X, y, cv=3, scoring="balanced_accuracy")
+    np.testing.assert_allclose(scores["test_score"], ref["test_score"])
+    grid = GridSearchCV(make_pipeline(RandomOverSampler(random_state=0), LogisticRegression()),
+                        {"randomoversampler__sampling_strategy": [0.5, 1.0]}, cv=3)
+    grid.fit(X, y)
+    assert grid.best_params_["randomoversampler__sampling_strategy"] in (0.5, 1.0)
+
+
+def test_threads_follow_limits():
+    assert effective_n_threads(1) == 1
+    assert effective_n_threads(None) == max_threads() >= 1
+    assert effective_n_threads(-1) == max_threads()
+    assert effective_n_threads(10_000) == max_threads()
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        effective_n_threads(0)
+    from threadpoolctl import threadpool_limits
+
+    if fastimb.openmp_enabled():
+        with threadpool_limits(limits=1, user_api="openmp"):
+            assert effective_n_threads(None) == 1
+
+
+def test_build_matches_promise():
+    if os.environ.get("FASTIMB_EXPECT_OPENMP", "0") not in ("", "0"):
+        assert fastimb.openmp_enabled(), "this build was expected to have OpenMP"
+    info = fastimb.show_config(file=open(os.devnull, "w"))
+    assert info["version"] == fastimb.__version__
+    assert info["openmp"] == fastimb.openmp_enabled()
+
+
+def test_import_does_not_import_imblearn():
+    code = "import sys, fastimb; assert 'imblearn' not in sys.modules, 'imblearn imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,25 @@
+"""imbalanced-learn's and scikit-learn's estimator checks on fastimb's random samplers."""
+import pytest
+from imblearn.utils.estimator_checks import check_param_validation
+from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
+from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
+
+from fastimb import RandomOverSampler, RandomUnderSampler
+
+# constructed as imbalanced-learn constructs its own for these checks
+SAMPLERS = [RandomOverSampler(random_state=42), RandomUnderSampler(random_state=42)]
+
+
+@sklearn_checks(SAMPLERS)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@imblearn_checks(SAMPLERS)
+def test_imblearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", SAMPLERS, ids=lambda e: type(e).__name__)
+def test_param_validation(estimator):
+    check_param_validation(type(estimator).__name__, estimator)
