@@ -34,17 +34,9 @@ def n_rows(request):
 
 @functools.lru_cache(maxsize=8)
 def _make_data(n_samples, n_features, weights, dtype_name, seed):
-    from sklearn.datasets import make_classification
+    from fastimb.bench import make_dataset
 
-    X, y = make_classification(
-        n_samples=n_samples, n_features=n_features, n_informative=min(n_features, 5),
-        n_redundant=0, n_classes=len(weights), n_clusters_per_class=1,
-        weights=list(weights), flip_y=0.01, random_state=seed,
-    )
-    X = X.astype(dtype_name)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
+    return make_dataset(n_samples, n_features, weights, dtype=dtype_name, seed=seed)
 
 
 def imbalanced_data(n_samples, n_features, minority=0.02, weights=None, dtype="float64",

@@ -1,0 +1,5 @@
+import sys
+
+from fastimb.bench._runner import main
+
+sys.exit(main())
