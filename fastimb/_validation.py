@@ -82,6 +82,23 @@ def check_X_any(X):
     return check_array(X, dtype=None, accept_sparse=["csr", "csc"], ensure_all_finite=False)
 
 
+def indices_by_class(y):
+    """``(labels, [indices of each label])``: labels as ``np.unique(y)`` gives them, indices
+    ascending. Integer labels of a small range skip the sort ``np.unique`` would do."""
+    y = np.asarray(y)
+    if y.dtype.kind in "iu" and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if hi - lo < max(1024, y.size):
+            counts = np.bincount((y - lo).astype(np.intp, copy=False))
+            labels = (np.flatnonzero(counts) + lo).astype(y.dtype)
+            if labels.size <= 16:
+                return labels, [np.flatnonzero(y == c) for c in labels]
+    labels, codes = np.unique(y, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=labels.size))[:-1]
+    return labels, np.split(order, bounds)
+
+
 def class_counts(y):
     """``{class: count}`` in ``np.unique`` order."""
     labels, counts = np.unique(y, return_counts=True)
@@ -249,5 +266,6 @@ __all__ = [
     "check_sampling_strategy",
     "check_target_type",
     "class_counts",
+    "indices_by_class",
     "is_sparse",
 ]

@@ -4,6 +4,7 @@ from sklearn.utils import check_random_state
 
 from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substitution
 from fastimb._rows import gather_rows
+from fastimb._validation import indices_by_class
 from fastimb.base import BaseUnderSampler
 
 __all__ = ["RandomUnderSampler"]
@@ -61,13 +62,8 @@ class RandomUnderSampler(BaseUnderSampler):
 
     def _fit_resample(self, X, y):
         random_state = check_random_state(self.random_state)
-        labels, y_codes = np.unique(y, return_inverse=True)
-        # indices of each class, ascending: one stable sort instead of a scan per class
-        order = np.argsort(y_codes, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(y_codes, minlength=labels.size))])
         kept = []
-        for code, klass in enumerate(labels):
-            class_indices = order[bounds[code]:bounds[code + 1]]
+        for klass, class_indices in zip(*indices_by_class(y)):
             if klass in self.sampling_strategy_:
                 pick = random_state.choice(class_indices.size,
                                            size=self.sampling_strategy_[klass],

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from imblearn.pipeline import make_pipeline
 from imblearn.utils import check_sampling_strategy as imb_check_sampling_strategy
 from imblearn.over_sampling import RandomOverSampler as ImbROS
@@ -18,7 +20,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 import fastimb
 from fastimb import RandomOverSampler, RandomUnderSampler
 from fastimb._kernels._openmp_helpers import effective_n_threads, max_threads
-from fastimb._validation import check_sampling_strategy
+from fastimb._validation import check_sampling_strategy, indices_by_class
 from fastimb.base import is_sampler
 
 from conftest import make_imbalanced
@@ -173,3 +175,20 @@ def test_build_matches_promise():
 def test_import_does_not_import_imblearn():
     code = "import sys, fastimb; assert 'imblearn' not in sys.modules, 'imblearn imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 3) | st.integers(-10**12, 10**12), min_size=1, max_size=60),
+       st.sampled_from([np.int64, np.int32, np.uint16, str]))
+def test_indices_by_class_matches_unique(values, kind):
+    if kind is np.uint16:
+        values = [abs(v) % 60000 for v in values]
+    elif kind is np.int32:
+        values = [v % 2**31 for v in values]
+    y = np.array([str(v) for v in values]) if kind is str else np.array(values, dtype=kind)
+    labels, groups = indices_by_class(y)
+    ref = np.unique(y)
+    np.testing.assert_array_equal(labels, ref)
+    assert labels.dtype == ref.dtype
+    for label, group in zip(labels, groups):
+        np.testing.assert_array_equal(group, np.flatnonzero(y == label))
