@@ -56,6 +56,42 @@ def make_dataset(n_samples, n_features, weights, dtype="float64", seed=0):
     return X, y
 
 
+REAL_DATASETS = ("breast_cancer", "digits")
+
+
+def real_dataset(name, n_samples, minority=0.02, dtype="float64", seed=0, jitter=0.01):
+    """A real tabular data set shipped with scikit-learn, made binary and imbalanced and
+    enlarged to ``n_samples`` rows by drawing rows with replacement and adding Gaussian
+    jitter (``jitter`` x each feature's standard deviation), so no two rows are equal.
+
+    ``breast_cancer``: 30 features, malignant (minority) vs benign. ``digits``: 64 pixel
+    features, the digit 0 (minority) vs the others.
+    """
+    from sklearn import datasets
+
+    if name == "breast_cancer":
+        X0, target = datasets.load_breast_cancer(return_X_y=True)
+        y0 = (target == 0).astype(np.int64)
+    elif name == "digits":
+        X0, target = datasets.load_digits(return_X_y=True)
+        y0 = (target == 0).astype(np.int64)
+    else:
+        raise ValueError(f"unknown data set {name!r}; choose among {REAL_DATASETS}")
+    rng = np.random.RandomState(seed)
+    n_min = max(2, int(round(n_samples * minority)))
+    rows = np.concatenate([rng.choice(np.flatnonzero(y0 == 0), n_samples - n_min),
+                           rng.choice(np.flatnonzero(y0 == 1), n_min)])
+    rng.shuffle(rows)
+    scale = X0.std(axis=0) * jitter
+    X = X0[rows] + rng.standard_normal((rows.size, X0.shape[1])) * np.where(scale > 0, scale,
+                                                                             jitter)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    y = y0[rows]
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
 def stratified_subsample(X, y, n_rows, seed=0):
     """The first ``n_rows`` of a seeded, class-stratified shuffle (sorted, read-only)."""
     from sklearn.model_selection import train_test_split
@@ -173,15 +209,20 @@ def _median(times):
 
 
 def run(rows=1_000_000, features=20, weights=(0.98, 0.02), samplers=None, repeats=3,
-        dtype="float64", budget=120.0, incumbent_max_rows=None, log=print):
+        dtype="float64", budget=120.0, incumbent_max_rows=None, data="synthetic", log=print):
     """Compare fastimb with imbalanced-learn; return a list of result rows (dicts)."""
     cases = [c for c in CASES if samplers is None or c.name in samplers]
     unknown = set(samplers or ()) - {c.name for c in CASES}
     if unknown:
         raise ValueError(f"unknown sampler(s) {sorted(unknown)}; choose among "
                          f"{[c.name for c in CASES]}")
-    log(f"generating {rows:,} x {features} data (class weights {list(weights)}) ...")
-    X, y = make_dataset(rows, features, weights, dtype=dtype)
+    if data == "synthetic":
+        log(f"generating {rows:,} x {features} data (class weights {list(weights)}) ...")
+        X, y = make_dataset(rows, features, weights, dtype=dtype)
+    else:
+        log(f"enlarging {data} to {rows:,} rows (minority share {weights[-1]}) ...")
+        X, y = real_dataset(data, rows, minority=weights[-1], dtype=dtype)
+        features = X.shape[1]
     subsamples = {}
     results = []
     for i, case in enumerate(cases, 1):
@@ -242,8 +283,8 @@ def _fmt(v, spec):
 
 def markdown_table(results, config):
     lines = [
-        f"fastimb vs imbalanced-learn — {config['rows']:,} rows x {config['features']} "
-        f"features, class weights {config['weights']}, {config['threads']} thread(s), "
+        f"fastimb vs imbalanced-learn — {config.get('data', 'synthetic')} data, "
+        f"{config['rows']:,} rows x {config['features']} features, class weights {config['weights']}, {config['threads']} thread(s), "
         f"median of up to {config['repeats']} runs",
         "",
         "| sampler | rows compared | fastimb (s) | imblearn (s) | speed-up | fastimb peak (MiB)"
@@ -332,6 +373,8 @@ def _parse_args(argv):
     p.add_argument("--incumbent-max-rows", type=int, default=None,
                    help="override the per-sampler subsample size for slow incumbents")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--data", choices=("synthetic",) + REAL_DATASETS, default="synthetic",
+                   help="make_classification data, or a real data set enlarged with jitter")
     p.add_argument("--out", type=str, default="bench_results", help="output directory")
     return p.parse_args(argv)
 
@@ -348,18 +391,23 @@ def main(argv=None):
                else [1.0 - args.minority, args.minority])
     samplers = args.samplers.split(",") if args.samplers else None
     env = _environment()
-    config = {"rows": args.rows, "features": args.features, "weights": weights,
+    if args.data != "synthetic" and len(weights) != 2:
+        print("error: the real data sets are binary; use --minority")
+        return 2
+    config = {"data": args.data, "rows": args.rows, "features": args.features, "weights": weights,
               "repeats": args.repeats, "dtype": args.dtype, "threads": env["default_threads"]}
     print(f"fastimb {env['version']} (OpenMP {'on' if env['openmp'] else 'off'}, "
           f"{env['default_threads']} threads) vs imbalanced-learn {env['imbalanced-learn']}")
     t0 = time.perf_counter()
     try:
         results = run(args.rows, args.features, weights, samplers, args.repeats, args.dtype,
-                      args.budget, args.incumbent_max_rows,
+                      args.budget, args.incumbent_max_rows, args.data,
                       log=lambda *a, **k: print(*a, **{"flush": True, **k}))
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
+    config["features"] = next((r["features"] for r in results if "features" in r),
+                              config["features"])
     os.makedirs(args.out, exist_ok=True)
     table = markdown_table(results, config)
     with open(os.path.join(args.out, "results.md"), "w") as f:
