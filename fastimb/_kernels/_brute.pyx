@@ -1,0 +1,114 @@
+"""Brute-force exact k-NN in blocks: BLAS gemm for the dot products, fused k-selection.
+
+For a block of queries and a block of data rows, ``||q||^2 - 2 q.x + ||x||^2`` gives an
+approximate squared distance; the best ``n_candidates`` (> k) per query are kept in a
+heap, and at the end their exact squared distances (difference-and-square in double,
+the same formula as the KD-tree's) decide the final k and their order. Only a block of
+``BLOCK_Q x BLOCK_X`` products per thread is ever in memory. Tie rule: at equal distance
+the lower index first.
+
+The caller limits BLAS to one thread: the parallelism is over query blocks.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from fastimb._kernels._distance cimport rdist
+from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
+from fastimb._kernels._typedefs cimport intp_t
+
+DEF BLOCK_Q = 128
+DEF BLOCK_X = 1024
+
+
+cdef inline void dot_block(const floating* xb, int nx, const floating* qb, int nq, int d,
+                           floating* out) noexcept nogil:
+    """out[i * nx + j] = <q_i, x_j> for i < nq, j < nx (row-major blocks of width d)."""
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef floating alpha = 1.0
+    cdef floating beta = 0.0
+    if floating is double:
+        dgemm(&ta, &tb, &nx, &nq, &d, &alpha, <double*> xb, &d, <double*> qb, &d,
+              &beta, out, &nx)
+    else:
+        sgemm(&ta, &tb, &nx, &nq, &d, &alpha, <float*> xb, &d, <float*> qb, &d,
+              &beta, out, &nx)
+
+
+def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
+              const double[::1] x_norms,       # IN  (n,) squared norms of X rows
+              const floating[:, ::1] Q,        # IN  (m, d) queries
+              const double[::1] q_norms,       # IN  (m,) squared norms of Q rows
+              const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
+              double[:, ::1] out_dist,         # OUT (m, k)
+              intp_t[:, ::1] out_ind,          # OUT (m, k)
+              intp_t n_candidates,             # IN  approximate candidates kept (>= k)
+              bint squared,                    # IN  squared distances out
+              int n_threads):
+    """Exact k nearest neighbours of each row of Q among the rows of X."""
+    cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
+    cdef intp_t kc = n_candidates, n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
+    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk
+    cdef double qn, thr, dd
+    cdef floating* buf = NULL
+    cdef double* hd = NULL
+    cdef intp_t* hind = NULL
+    cdef double* fd = NULL
+    cdef intp_t* find_ = NULL
+    cdef floating* row
+    cdef int failed = 0
+    cdef int* p_failed = &failed  # written through a pointer: shared by the threads
+    if m == 0 or k == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        buf = <floating*> malloc(BLOCK_Q * BLOCK_X * sizeof(floating))
+        hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
+        hind = <intp_t*> malloc(BLOCK_Q * kc * sizeof(intp_t))
+        fd = <double*> malloc(k * sizeof(double))
+        find_ = <intp_t*> malloc(k * sizeof(intp_t))
+        if buf == NULL or hd == NULL or hind == NULL or fd == NULL or find_ == NULL:
+            p_failed[0] = 1
+        else:
+            for qb in prange(n_blocks, schedule="dynamic"):
+                q0 = qb * BLOCK_Q
+                nq = min(BLOCK_Q, m - q0)
+                for i in range(nq):
+                    heap_init(hd + i * kc, hind + i * kc, kc)
+                x0 = 0
+                while x0 < n:
+                    nx = min(BLOCK_X, n - x0)
+                    dot_block(&X[x0, 0], <int> nx, &Q[q0, 0], <int> nq, <int> d, buf)
+                    for i in range(nq):
+                        qn = q_norms[q0 + i]
+                        sk = skip[q0 + i]
+                        thr = hd[i * kc]
+                        row = buf + i * nx
+                        for j in range(nx):
+                            dd = qn + x_norms[x0 + j] - 2.0 * row[j]
+                            if dd <= thr:
+                                jj = x0 + j
+                                if jj != sk:
+                                    heap_push(hd + i * kc, hind + i * kc, kc, dd, jj)
+                                    thr = hd[i * kc]
+                    x0 = x0 + nx
+                # exact distances of the candidates decide the final k
+                for i in range(nq):
+                    heap_init(fd, find_, k)
+                    for c in range(kc):
+                        jj = hind[i * kc + c]
+                        if jj >= 0 and jj < n:
+                            heap_push(fd, find_, k, rdist(&Q[q0 + i, 0], &X[jj, 0], d), jj)
+                    heap_sort(fd, find_, k)
+                    for c in range(k):
+                        out_dist[q0 + i, c] = fd[c] if squared else sqrt(fd[c])
+                        out_ind[q0 + i, c] = find_[c]
+        free(buf)
+        free(hd)
+        free(hind)
+        free(fd)
+        free(find_)
+    if failed:
+        raise MemoryError("brute-force k-NN: out of memory for per-thread buffers")

@@ -1,0 +1,312 @@
+"""The one k-nearest-neighbour front of fastimb.
+
+Every sampler gets its neighbours here. :class:`NearestNeighbors` behaves as
+scikit-learn's for what samplers use (``fit``, ``kneighbors``, ``kneighbors_graph``) and
+can also be handed to imbalanced-learn samplers. Two exact engines sit behind it:
+
+* a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits,
+  parallel build by tree level, parallel queries over query points;
+* blocked brute force (``fastimb._kernels._brute``) for higher dimensions: BLAS gemm on
+  ``||q||^2 - 2 q.x + ||x||^2`` per block, k-selection fused after each block, exact
+  re-ranking of the candidates, parallel over query blocks with BLAS single-threaded.
+
+``algorithm="auto"`` takes the KD-tree when ``n_features <= AUTO_KD_TREE_MAX_FEATURES``.
+The crossover was measured on make_classification data (5 informative features, the rest
+Gaussian noise, 2% minority; 2 cores): the tree wins clearly at d=5 and loses at d>=16,
+where the noise dimensions defeat the pruning.
+
+Distances are exact squared Euclidean sums in double (one formula in every kernel), and
+results never depend on the number of threads. **Tie rule**: neighbours at equal
+distance are ordered by increasing index. ``kneighbors(X=None)`` excludes each point
+itself *by index*, so a duplicate of a point is still its neighbour (at distance 0).
+"""
+from numbers import Integral
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import Interval, StrOptions
+from threadpoolctl import threadpool_limits
+
+from fastimb._kernels import _brute, _kdtree
+from fastimb._kernels._openmp_helpers import effective_n_threads
+from fastimb._validation import check_float_X
+
+__all__ = ["NearestNeighbors", "check_neighbors_object", "count_closer"]
+
+AUTO_KD_TREE_MAX_FEATURES = 15
+DEFAULT_LEAF_SIZE = 16
+
+
+class _KDTreeIndex:
+    """A KD-tree over the rows of X, stored as flat arrays."""
+
+    kind = "kd_tree"
+
+    def __init__(self, X, leaf_size, n_threads):
+        n, d = X.shape
+        n_levels = 1
+        while (n >> (n_levels - 1)) > leaf_size:
+            n_levels += 1
+        n_nodes = 2 ** n_levels - 1
+        self.X = X
+        self.idx = np.empty(n, dtype=np.intp)
+        self.node_start = np.zeros(n_nodes, dtype=np.intp)
+        self.node_end = np.zeros(n_nodes, dtype=np.intp)
+        self.node_lo = np.zeros((n_nodes, d), dtype=X.dtype)
+        self.node_hi = np.zeros((n_nodes, d), dtype=X.dtype)
+        _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
+                      self.node_hi, n_threads)
+
+    def knn(self, Q, k, skip, squared, n_threads):
+        dist = np.empty((Q.shape[0], k), dtype=np.float64)
+        ind = np.empty((Q.shape[0], k), dtype=np.intp)
+        _kdtree.query_knn(self.X, self.idx, self.node_start, self.node_end, self.node_lo,
+                          self.node_hi, Q, skip, dist, ind, squared, n_threads)
+        return dist, ind
+
+    def count(self, Q, radius2, skip, max_count, n_threads):
+        out = np.empty(Q.shape[0], dtype=np.intp)
+        _kdtree.count_within(self.X, self.idx, self.node_start, self.node_end, self.node_lo,
+                             self.node_hi, Q, radius2, skip, max_count, out, n_threads)
+        return out
+
+
+class _BruteIndex:
+    """Blocked brute force; the data are centred when their offset would cost precision."""
+
+    kind = "brute"
+
+    def __init__(self, X, leaf_size, n_threads):
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+        # ||q||^2 - 2 q.x + ||x||^2 loses precision when the data sit far from the origin
+        if np.any(np.abs(mean) > std + 1.0):
+            self.shift = mean.astype(X.dtype)
+            X = np.ascontiguousarray(X - self.shift)
+        else:
+            self.shift = None
+        self.X = X
+        self.norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+    def _prepare(self, Q):
+        if self.shift is not None:
+            Q = np.ascontiguousarray(Q - self.shift)
+        return Q, np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
+
+    def knn(self, Q, k, skip, squared, n_threads):
+        Q, q_norms = self._prepare(Q)
+        dist = np.empty((Q.shape[0], k), dtype=np.float64)
+        ind = np.empty((Q.shape[0], k), dtype=np.intp)
+        n_candidates = min(self.X.shape[0], 2 * k + 8)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _brute.query_knn(self.X, self.norms, Q, q_norms, skip, dist, ind, n_candidates,
+                             squared, n_threads)
+        return dist, ind
+
+
+def _choose_algorithm(algorithm, n_samples, n_features):
+    if algorithm != "auto":
+        return algorithm
+    return "kd_tree" if n_features <= AUTO_KD_TREE_MAX_FEATURES else "brute"
+
+
+def _skip_array(n_queries, skip=None):
+    if skip is None:
+        return np.full(n_queries, -1, dtype=np.intp)
+    return np.ascontiguousarray(skip, dtype=np.intp)
+
+
+class NearestNeighbors(BaseEstimator):
+    """Exact k-nearest neighbours (Euclidean), compiled and parallel.
+
+    A drop-in for :class:`sklearn.neighbors.NearestNeighbors` for the calls samplers
+    make, and a valid ``k_neighbors``/``n_neighbors`` object for imbalanced-learn
+    samplers.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+        Number of neighbours returned by :meth:`kneighbors` by default.
+    algorithm : {'auto', 'kd_tree', 'brute'}, default='auto'
+        ``'kd_tree'`` for low dimension, ``'brute'`` (blocked BLAS) for high dimension,
+        ``'auto'`` picks by the number of features (see the module docstring).
+    leaf_size : int, default=16
+        Maximum points per KD-tree leaf.
+    n_jobs : int, default=None
+        Threads of the queries. ``None`` means every core this process may use
+        (honouring ``OMP_NUM_THREADS`` and threadpoolctl limits); results never depend
+        on it.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    n_samples_fit_ : int
+    effective_algorithm_ : str
+        The engine chosen at fit.
+
+    Notes
+    -----
+    Equal distances are ordered by increasing index; ``kneighbors(X=None)`` excludes
+    each training point itself by index (duplicates remain neighbours at distance 0).
+    """
+
+    _parameter_constraints: dict = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions({"auto", "kd_tree", "brute"})],
+        "leaf_size": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, n_neighbors=5, *, algorithm="auto", leaf_size=DEFAULT_LEAF_SIZE,
+                 n_jobs=None):
+        self.n_neighbors = n_neighbors
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Index the rows of X (float32 stays float32, other dtypes become float64)."""
+        self._validate_params()
+        if sparse.issparse(X):
+            X = X.toarray()
+        X = check_float_X(X)
+        n_threads = effective_n_threads(self.n_jobs)
+        self.n_features_in_ = X.shape[1]
+        self.n_samples_fit_ = X.shape[0]
+        self.effective_algorithm_ = _choose_algorithm(self.algorithm, *X.shape)
+        engine = _KDTreeIndex if self.effective_algorithm_ == "kd_tree" else _BruteIndex
+        self._index = engine(X, self.leaf_size, n_threads)
+        self._fit_X = X
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "_index"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _query(self, X, n_neighbors, squared=False):
+        """(dist, ind) for queries X, or for every training point without itself."""
+        self._check_fitted()
+        if n_neighbors is None:
+            n_neighbors = self.n_neighbors
+        if not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool):
+            raise TypeError(f"n_neighbors does not take {type(n_neighbors)} value, "
+                            "enter integer value")
+        if n_neighbors <= 0:
+            raise ValueError(f"Expected n_neighbors > 0. Got {n_neighbors}")
+        n_fit = self.n_samples_fit_
+        if X is None:
+            Q = self._fit_X
+            skip = np.arange(n_fit, dtype=np.intp)
+            available = n_fit - 1
+        else:
+            if sparse.issparse(X):
+                X = X.toarray()
+            Q = check_float_X(X)
+            if Q.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {Q.shape[1]} features, but {type(self).__name__} "
+                                 f"is expecting {self.n_features_in_} features as input.")
+            if Q.dtype != self._fit_X.dtype:
+                Q = Q.astype(self._fit_X.dtype)
+            skip = _skip_array(Q.shape[0])
+            available = n_fit
+        if n_neighbors > available:
+            raise ValueError(
+                "Expected n_neighbors <= n_samples_fit, but n_neighbors = "
+                f"{n_neighbors + (X is None)}, n_samples_fit = {n_fit}, n_samples = "
+                f"{Q.shape[0]}"
+            )
+        return self._index.knn(Q, int(n_neighbors), skip, squared,
+                               effective_n_threads(self.n_jobs))
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """The k nearest neighbours of each query point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            Query points; ``None`` queries every training point and excludes the point
+            itself from its own neighbours.
+        n_neighbors : int, default=None
+            Number of neighbours (default: the constructor's).
+        return_distance : bool, default=True
+            Whether to return the distances too.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors), float64
+            Euclidean distances, ascending (only when ``return_distance``).
+        neigh_ind : ndarray of shape (n_queries, n_neighbors), int
+            Indices of the neighbours in the training data.
+        """
+        dist, ind = self._query(X, n_neighbors)
+        return (dist, ind) if return_distance else ind
+
+    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
+        """Sparse (CSR) graph of the k nearest neighbours, as scikit-learn builds it."""
+        if mode not in ("connectivity", "distance"):
+            raise ValueError('Unsupported mode, must be one of "connectivity", or '
+                             f'"distance" but got "{mode}" instead')
+        dist, ind = self._query(X, n_neighbors)
+        n_queries, k = ind.shape
+        data = np.ones(n_queries * k) if mode == "connectivity" else dist.ravel()
+        indptr = np.arange(0, n_queries * k + 1, k)
+        return sparse.csr_matrix((data, ind.ravel(), indptr),
+                                 shape=(n_queries, self.n_samples_fit_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        return tags
+
+
+def check_neighbors_object(nn_name, nn_object, additional_neighbor=0):
+    """A neighbours estimator from an int or from an object with ``kneighbors``.
+
+    An int ``k`` gives ``fastimb.neighbors.NearestNeighbors(n_neighbors=k +
+    additional_neighbor)``; an object exposing ``kneighbors`` and ``kneighbors_graph`` is
+    cloned (so scikit-learn's, cuML's or a user's own search can be plugged in).
+    """
+    if isinstance(nn_object, Integral) and not isinstance(nn_object, bool):
+        return NearestNeighbors(n_neighbors=int(nn_object) + additional_neighbor)
+    if hasattr(nn_object, "kneighbors") and hasattr(nn_object, "kneighbors_graph"):
+        return clone(nn_object)
+    raise ValueError(f"{nn_name} must be an int or an object with the methods 'kneighbors' "
+                     f"and 'kneighbors_graph'; got {nn_object!r}.")
+
+
+def count_closer(X_fit, Q, radius, *, max_count=1, exclude=None, n_jobs=None,
+                 squared=False, leaf_size=DEFAULT_LEAF_SIZE, index=None):
+    """How many rows of ``X_fit`` lie strictly closer to each query than its radius.
+
+    For each row ``q`` of ``Q``, counts the rows ``j`` of ``X_fit`` with
+    ``dist(q, X_fit[j]) < radius[q]`` and ``j != exclude[q]``, stopping at ``max_count``
+    (so ``count_closer(...) > 0`` is an early-exit "is any point strictly closer" test).
+    With ``squared=True`` the radii are squared distances, compared exactly with the
+    squared distances the k-NN queries return (the same formula), so a neighbour found at
+    squared distance ``r2`` is never counted as closer than ``r2``.
+
+    ``index`` may be a fitted :class:`NearestNeighbors` on ``X_fit`` with a KD-tree, to
+    reuse its tree.
+    """
+    n_threads = effective_n_threads(n_jobs)
+    if index is not None and getattr(index, "_index", None) is not None \
+            and index._index.kind == "kd_tree":
+        tree = index._index
+    else:
+        tree = _KDTreeIndex(check_float_X(X_fit), leaf_size, n_threads)
+    Q = check_float_X(Q, name="Q")
+    if Q.dtype != tree.X.dtype:
+        Q = Q.astype(tree.X.dtype)
+    radius = np.ascontiguousarray(radius, dtype=np.float64)
+    if radius.shape != (Q.shape[0],):
+        raise ValueError(f"radius must have shape ({Q.shape[0]},); got {radius.shape}.")
+    radius2 = radius if squared else radius * radius
+    skip = _skip_array(Q.shape[0], exclude)
+    if max_count < 1:
+        raise ValueError(f"max_count must be >= 1; got {max_count}.")
+    return tree.count(Q, radius2, skip, int(max_count), n_threads)

@@ -1,0 +1,167 @@
+"""The k-NN engine: exact, equal to scikit-learn on tie-free data, thread-count independent."""
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import NearestNeighbors as SkNN
+
+from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_closer
+
+ALGORITHMS = ["kd_tree", "brute", "auto"]
+
+
+def _tie_free(n, d, seed, dtype=np.float64):
+    return np.random.RandomState(seed).standard_normal((n, d)).astype(dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 400), d=st.integers(1, 100), k=st.integers(1, 50),
+       m=st.integers(1, 60), seed=st.integers(0, 10_000),
+       algorithm=st.sampled_from(["kd_tree", "brute"]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_matches_sklearn(n, d, k, m, seed, algorithm, dtype):
+    k = min(k, n)
+    X, Q = _tie_free(n, d, seed, dtype), _tie_free(m, d, seed + 1, dtype)
+    ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm, leaf_size=4).fit(X)
+    ref = SkNN(n_neighbors=k).fit(X)
+    dist, ind = ours.kneighbors(Q)
+    rdist, rind = ref.kneighbors(Q)
+    assert_array_equal(ind, rind)
+    assert_allclose(dist, rdist, rtol=1e-5 if dtype == np.float32 else 1e-7, atol=1e-6)
+    assert dist.dtype == np.float64
+    if k < n:
+        assert_array_equal(ours.kneighbors(n_neighbors=k)[1], ref.kneighbors(n_neighbors=k)[1])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_larger_sizes_and_k(algorithm):
+    X = _tie_free(20_000, 8, 0)
+    Q = _tie_free(300, 8, 1)
+    ours = NearestNeighbors(n_neighbors=50, algorithm=algorithm).fit(X)
+    assert_array_equal(ours.kneighbors(Q)[1], SkNN(n_neighbors=50).fit(X).kneighbors(Q)[1])
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+def test_duplicates_self_excluded_by_index_and_ties_by_index(algorithm):
+    base = _tie_free(30, 3, 2)
+    X = np.vstack([base, base, base])         # each point three times
+    dist, ind = NearestNeighbors(n_neighbors=2, algorithm=algorithm).fit(X).kneighbors()
+    n = base.shape[0]
+    for i in range(X.shape[0]):
+        twins = sorted({i % n, i % n + n, i % n + 2 * n} - {i})
+        assert list(ind[i]) == twins            # the other copies, lower index first
+        assert_array_equal(dist[i], 0.0)
+    # equal distances: lower index first
+    X = np.array([[0.0], [1.0], [-1.0], [2.0], [-2.0]])
+    ind = NearestNeighbors(n_neighbors=4, algorithm=algorithm).fit(X).kneighbors([[0.0]])[1]
+    assert list(ind[0]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+def test_thread_count_does_not_change_results(algorithm):
+    X = _tie_free(5000, 6, 3, np.float32)
+    X[::7] = X[1::7][: X[::7].shape[0]]        # plenty of exact ties
+    a = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=1).fit(X).kneighbors()
+    b = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=2).fit(X).kneighbors()
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+def test_readonly_fortran_and_offset_input(algorithm):
+    X = np.asfortranarray(_tie_free(500, 5, 4) + 1e4)   # far from the origin
+    X.setflags(write=False)
+    ours = NearestNeighbors(n_neighbors=3, algorithm=algorithm).fit(X)
+    assert_array_equal(ours.kneighbors()[1], SkNN(n_neighbors=3).fit(X).kneighbors()[1])
+
+
+def test_kneighbors_graph_matches_sklearn():
+    X = _tie_free(200, 4, 5)
+    for mode in ("connectivity", "distance"):
+        ours = NearestNeighbors(n_neighbors=4).fit(X).kneighbors_graph(mode=mode)
+        ref = SkNN(n_neighbors=4).fit(X).kneighbors_graph(mode=mode)
+        assert_allclose(ours.toarray(), ref.toarray())
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[np.nan, 1.0], [0.0, 1.0]]), "NaN"),
+    (np.array([[np.inf, 1.0], [0.0, 1.0]]), "infinity"),
+    (np.zeros((3, 2, 2)), "3-dimensional|dim 3"),
+    (np.zeros((0, 2)), "0 sample"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        NearestNeighbors().fit(bad)
+
+
+def test_bad_queries_and_params():
+    X = _tie_free(10, 2, 6)
+    nn = NearestNeighbors(n_neighbors=3).fit(X)
+    with pytest.raises(ValueError, match="Expected n_neighbors <= n_samples_fit"):
+        nn.kneighbors(X, n_neighbors=11)
+    with pytest.raises(ValueError, match="Expected n_neighbors <= n_samples_fit"):
+        nn.kneighbors(n_neighbors=10)
+    with pytest.raises(ValueError, match="Expected n_neighbors > 0"):
+        nn.kneighbors(X, n_neighbors=0)
+    with pytest.raises(ValueError, match="features"):
+        nn.kneighbors(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        NearestNeighbors(n_neighbors=0).fit(X)
+    with pytest.raises(NotFittedError):
+        NearestNeighbors().kneighbors(X)
+    with pytest.raises(ValueError, match="k_neighbors must be an int"):
+        check_neighbors_object("k_neighbors", "five")
+
+
+def test_clone_pickle_and_check_neighbors_object():
+    nn = check_neighbors_object("k", 5, additional_neighbor=1)
+    assert isinstance(nn, NearestNeighbors) and nn.n_neighbors == 6
+    sk = SkNN(n_neighbors=3)
+    assert check_neighbors_object("k", sk) is not sk
+    X = _tie_free(100, 3, 7)
+    fitted = NearestNeighbors(n_neighbors=3).fit(X)
+    again = pickle.loads(pickle.dumps(fitted))
+    assert_array_equal(again.kneighbors()[1], fitted.kneighbors()[1])
+    assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_imblearn_smote_accepts_the_engine():
+    from imblearn.over_sampling import SMOTE
+
+    from conftest import make_imbalanced
+
+    X, y = make_imbalanced(n_samples=400)
+    ref = SMOTE(random_state=0).fit_resample(X, y)
+    ours = SMOTE(random_state=0, k_neighbors=NearestNeighbors(n_neighbors=6)).fit_resample(X, y)
+    assert_array_equal(ours[0], ref[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), d=st.integers(1, 12), m=st.integers(1, 40),
+       seed=st.integers(0, 1000), max_count=st.integers(1, 20))
+def test_count_closer_matches_numpy(n, d, m, seed, max_count):
+    rng = np.random.RandomState(seed)
+    X = rng.randint(-3, 4, size=(n, d)).astype(float)   # many equal distances
+    Q = rng.randint(-3, 4, size=(m, d)).astype(float)
+    radius = rng.uniform(0, 4, size=m)
+    radius[::3] = np.sqrt(rng.randint(0, 10, size=radius[::3].size))  # radius == a distance
+    exclude = rng.randint(-1, n, size=m)
+    got = count_closer(X, Q, radius, max_count=max_count, exclude=exclude)
+    d2 = ((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    closer = d2 < radius[:, None] ** 2
+    closer[np.arange(m)[exclude >= 0], exclude[exclude >= 0]] = False
+    assert_array_equal(got, np.minimum(closer.sum(1), max_count))
+
+
+def test_count_closer_agrees_with_knn_distances():
+    X = _tie_free(3000, 5, 8)
+    nn = NearestNeighbors(n_neighbors=1).fit(X)
+    dist, ind = nn._query(None, 1, squared=True)
+    # nothing is strictly closer to a point than its nearest neighbour
+    counts = count_closer(X, X, dist[:, 0], squared=True, exclude=np.arange(3000), index=nn)
+    assert not counts.any()
