@@ -8,11 +8,14 @@ __version__ = "0.1.0.dev0"
 
 from fastimb._config import show_config
 from fastimb._kernels._openmp_helpers import openmp_enabled
-from fastimb.over_sampling import RandomOverSampler
+from fastimb.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler
 from fastimb.under_sampling import RandomUnderSampler
 
 __all__ = [
+    "ADASYN",
+    "BorderlineSMOTE",
     "RandomOverSampler",
+    "SMOTE",
     "RandomUnderSampler",
     "openmp_enabled",
     "show_config",

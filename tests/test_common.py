@@ -1,13 +1,20 @@
-"""imbalanced-learn's and scikit-learn's estimator checks on fastimb's random samplers."""
+"""imbalanced-learn's and scikit-learn's estimator checks on every fastimb sampler."""
 import pytest
 from imblearn.utils.estimator_checks import check_param_validation
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
 
-from fastimb import RandomOverSampler, RandomUnderSampler
+from fastimb import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler, RandomUnderSampler
 
 # constructed as imbalanced-learn constructs its own for these checks
-SAMPLERS = [RandomOverSampler(random_state=42), RandomUnderSampler(random_state=42)]
+SAMPLERS = [
+    RandomOverSampler(random_state=42),
+    RandomUnderSampler(random_state=42),
+    SMOTE(random_state=42),
+    ADASYN(random_state=42),
+    BorderlineSMOTE(random_state=42),
+    BorderlineSMOTE(random_state=42, kind="borderline-2"),
+]
 
 
 @sklearn_checks(SAMPLERS)

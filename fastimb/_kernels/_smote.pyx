@@ -1,0 +1,42 @@
+"""Batched SMOTE-family interpolation: ``out[i] = X[base[i]] + steps[i] * diff_i``.
+
+``diff_i = X[nbr[i]] - X[base[i]]`` is computed in the data's dtype, optionally scaled
+(Borderline-SMOTE-2 shortens the step towards neighbours of another class) and rounded
+back to that dtype, then ``x + step * diff`` is evaluated in double and rounded once at
+the store. This is the rounding sequence of the NumPy expression imbalanced-learn
+evaluates, so the outputs are bit-identical (the build disables FMA contraction).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from fastimb._kernels._typedefs cimport intp_t
+
+
+def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
+                const intp_t[::1] base,        # IN  (m,) row of X each new sample starts at
+                const intp_t[::1] nbr,         # IN  (m,) row of X it moves towards
+                const double[::1] steps,       # IN  (m,) step along the difference
+                const double[::1] scale,       # IN  (m,) factor on the difference, or empty
+                floating[:, ::1] out,          # OUT (m, d)
+                int n_threads):
+    """Fill ``out`` with the interpolated samples (indices checked by the caller)."""
+    cdef intp_t m = base.shape[0], d = X.shape[1], i, j, b, c
+    cdef bint scaled = scale.shape[0] > 0
+    cdef double s, f
+    cdef floating diff
+    if m == 0 or d == 0:
+        return
+    with nogil:
+        for i in prange(m, schedule="static", num_threads=n_threads):
+            b = base[i]
+            c = nbr[i]
+            s = steps[i]
+            if scaled:
+                f = scale[i]
+                for j in range(d):
+                    diff = <floating>(<double>(X[c, j] - X[b, j]) * f)
+                    out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
+            else:
+                for j in range(d):
+                    diff = X[c, j] - X[b, j]
+                    out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
