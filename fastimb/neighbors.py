@@ -36,7 +36,7 @@ from fastimb._validation import check_float_X
 __all__ = ["NearestNeighbors", "check_neighbors_object", "count_closer"]
 
 AUTO_KD_TREE_MAX_FEATURES = 15
-DEFAULT_LEAF_SIZE = 16
+DEFAULT_LEAF_SIZE = 32
 
 
 class _KDTreeIndex:
@@ -132,7 +132,7 @@ class NearestNeighbors(BaseEstimator):
     algorithm : {'auto', 'kd_tree', 'brute'}, default='auto'
         ``'kd_tree'`` for low dimension, ``'brute'`` (blocked BLAS) for high dimension,
         ``'auto'`` picks by the number of features (see the module docstring).
-    leaf_size : int, default=16
+    leaf_size : int, default=32
         Maximum points per KD-tree leaf.
     n_jobs : int, default=None
         Threads of the queries. ``None`` means every core this process may use

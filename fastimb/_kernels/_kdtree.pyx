@@ -37,34 +37,32 @@ cdef inline double box_rdist(const floating* q, const floating* lo, const floati
 # ---------------------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------------------
-cdef inline void swap(intp_t* a, intp_t i, intp_t j) noexcept nogil:
-    cdef intp_t t = a[i]
-    a[i] = a[j]
-    a[j] = t
-
-
-cdef void select_nth(const floating[:, ::1] X, intp_t* idx, intp_t lo, intp_t hi,
-                     intp_t nth, intp_t dim) noexcept nogil:
-    """Reorder idx[lo:hi] so that idx[nth] holds the point whose coordinate ``dim`` has
-    rank nth - lo, smaller-or-equal ones before it and larger-or-equal ones after."""
-    cdef intp_t left = lo, right = hi - 1, i, j, mid
-    cdef double pivot
+cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept nogil:
+    """Reorder the pairs (key, idx)[0:n] so that position nth holds the pair of rank nth,
+    with smaller-or-equal keys before it and larger-or-equal after (quickselect)."""
+    cdef intp_t left = 0, right = n - 1, i, j, mid, ti
+    cdef double pivot, tk
     while right > left:
         mid = left + (right - left) // 2
-        # median of three as the pivot, moved to idx[right]
-        if X[idx[mid], dim] < X[idx[left], dim]:
-            swap(idx, mid, left)
-        if X[idx[right], dim] < X[idx[left], dim]:
-            swap(idx, right, left)
-        if X[idx[mid], dim] < X[idx[right], dim]:
-            swap(idx, mid, right)
-        pivot = X[idx[right], dim]
+        # median of three as the pivot, moved to position right
+        if key[mid] < key[left]:
+            tk = key[mid]; key[mid] = key[left]; key[left] = tk
+            ti = idx[mid]; idx[mid] = idx[left]; idx[left] = ti
+        if key[right] < key[left]:
+            tk = key[right]; key[right] = key[left]; key[left] = tk
+            ti = idx[right]; idx[right] = idx[left]; idx[left] = ti
+        if key[mid] < key[right]:
+            tk = key[mid]; key[mid] = key[right]; key[right] = tk
+            ti = idx[mid]; idx[mid] = idx[right]; idx[right] = ti
+        pivot = key[right]
         i = left
         for j in range(left, right):
-            if X[idx[j], dim] < pivot:
-                swap(idx, i, j)
+            if key[j] < pivot:
+                tk = key[i]; key[i] = key[j]; key[j] = tk
+                ti = idx[i]; idx[i] = idx[j]; idx[j] = ti
                 i += 1
-        swap(idx, i, right)
+        tk = key[i]; key[i] = key[right]; key[right] = tk
+        ti = idx[i]; idx[i] = idx[right]; idx[right] = ti
         if i == nth:
             return
         elif i < nth:
@@ -73,39 +71,71 @@ cdef void select_nth(const floating[:, ::1] X, intp_t* idx, intp_t lo, intp_t hi
             right = i - 1
 
 
-cdef void build_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t n_nodes,
-                     intp_t* node_start, intp_t* node_end, floating* lo, floating* hi,
-                     intp_t d) noexcept nogil:
-    cdef intp_t start = node_start[node], end = node_end[node], i, j, dim, mid
-    cdef floating* nlo = lo + node * d
-    cdef floating* nhi = hi + node * d
-    cdef floating v
+cdef int split_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t* node_start,
+                    intp_t* node_end, floating* lo, floating* hi, intp_t d) noexcept nogil:
+    """Split a node at the median of the widest side of its cell; the children's cells are
+    the parent's cut at the median value (tightened after the build)."""
+    cdef intp_t start = node_start[node], end = node_end[node], n = end - start
+    cdef intp_t j, dim = 0, mid = start + (end - start) // 2
+    cdef intp_t c1 = 2 * node + 1, c2 = 2 * node + 2
     cdef double spread, best = -1.0
+    cdef double* key
+    cdef floating cut
     for j in range(d):
-        nlo[j] = X[idx[start], j]
-        nhi[j] = X[idx[start], j]
-    for i in range(start + 1, end):
-        for j in range(d):
-            v = X[idx[i], j]
-            if v < nlo[j]:
-                nlo[j] = v
-            elif v > nhi[j]:
-                nhi[j] = v
-    if 2 * node + 1 >= n_nodes:
-        return  # a leaf
-    dim = 0
-    for j in range(d):
-        spread = <double>nhi[j] - <double>nlo[j]
+        spread = <double>hi[node * d + j] - <double>lo[node * d + j]
         if spread > best:
             best = spread
             dim = j
-    mid = start + (end - start) // 2
-    if end - start > 1:
-        select_nth(X, idx, start, end, mid, dim)
-    node_start[2 * node + 1] = start
-    node_end[2 * node + 1] = mid
-    node_start[2 * node + 2] = mid
-    node_end[2 * node + 2] = end
+    if n > 1:
+        key = <double*> malloc(n * sizeof(double))
+        if key == NULL:
+            return -1
+        for j in range(n):
+            key[j] = X[idx[start + j], dim]
+        select_nth(key, idx + start, n, mid - start)
+        free(key)
+    cut = X[idx[mid], dim] if n > 0 else lo[node * d + dim]
+    for j in range(d):
+        lo[c1 * d + j] = lo[node * d + j]
+        hi[c1 * d + j] = hi[node * d + j]
+        lo[c2 * d + j] = lo[node * d + j]
+        hi[c2 * d + j] = hi[node * d + j]
+    hi[c1 * d + dim] = cut
+    lo[c2 * d + dim] = cut
+    node_start[c1] = start
+    node_end[c1] = mid
+    node_start[c2] = mid
+    node_end[c2] = end
+    return 0
+
+
+cdef void tight_leaf_box(const floating[:, ::1] X, const intp_t* idx, intp_t node,
+                         const intp_t* node_start, const intp_t* node_end, floating* lo,
+                         floating* hi, intp_t d) noexcept nogil:
+    cdef intp_t start = node_start[node], end = node_end[node], i, j
+    cdef floating v
+    if end <= start:
+        return  # an empty leaf keeps its (valid) cell
+    for j in range(d):
+        lo[node * d + j] = X[idx[start], j]
+        hi[node * d + j] = X[idx[start], j]
+    for i in range(start + 1, end):
+        for j in range(d):
+            v = X[idx[i], j]
+            if v < lo[node * d + j]:
+                lo[node * d + j] = v
+            elif v > hi[node * d + j]:
+                hi[node * d + j] = v
+
+
+cdef void union_box(intp_t node, const intp_t* node_start, const intp_t* node_end,
+                    floating* lo, floating* hi, intp_t d) noexcept nogil:
+    cdef intp_t c1 = 2 * node + 1, c2 = 2 * node + 2, j
+    if node_end[c1] <= node_start[c1] or node_end[c2] <= node_start[c2]:
+        return
+    for j in range(d):
+        lo[node * d + j] = min(lo[c1 * d + j], lo[c2 * d + j])
+        hi[node * d + j] = max(hi[c1 * d + j], hi[c2 * d + j])
 
 
 def build(const floating[:, ::1] X,      # IN  (n, d) data
@@ -115,23 +145,50 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data
           floating[:, ::1] node_lo,      # OUT (n_nodes, d) bounding-box minima
           floating[:, ::1] node_hi,      # OUT (n_nodes, d) bounding-box maxima
           int n_threads):
-    """Fill the tree arrays; nodes of one level are built in parallel (deterministic)."""
+    """Fill the tree arrays. Nodes of one level are split in parallel; the result does
+    not depend on the thread count. Boxes end tight (leaves scanned, parents united)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], n_nodes = node_start.shape[0]
-    cdef intp_t i, level_first, level_size, node
+    cdef intp_t i, j, level_first, level_size, node, n_internal = n_nodes // 2
+    cdef int status = 0
+    cdef int* p_status = &status
     for i in range(n):
         idx[i] = i
     node_start[0] = 0
     node_end[0] = n
+    for j in range(d):
+        node_lo[0, j] = X[0, j]
+        node_hi[0, j] = X[0, j]
+    for i in range(1, n):
+        for j in range(d):
+            if X[i, j] < node_lo[0, j]:
+                node_lo[0, j] = X[i, j]
+            elif X[i, j] > node_hi[0, j]:
+                node_hi[0, j] = X[i, j]
     level_first = 0
     level_size = 1
     with nogil:
-        while level_first < n_nodes:
+        while level_first < n_internal:
             for node in prange(level_first, level_first + level_size, schedule="dynamic",
                                num_threads=n_threads):
-                build_node(X, &idx[0], node, n_nodes, &node_start[0], &node_end[0],
-                           &node_lo[0, 0], &node_hi[0, 0], d)
+                if split_node(X, &idx[0], node, &node_start[0], &node_end[0],
+                              &node_lo[0, 0], &node_hi[0, 0], d) != 0:
+                    p_status[0] = -1
             level_first = level_first + level_size
             level_size = level_size * 2
+        for node in prange(n_internal, n_nodes, schedule="static", num_threads=n_threads):
+            tight_leaf_box(X, &idx[0], node, &node_start[0], &node_end[0], &node_lo[0, 0],
+                           &node_hi[0, 0], d)
+        level_first = n_internal
+        level_size = n_nodes - n_internal
+        while level_first > 0:
+            level_size = level_size // 2
+            level_first = level_first - level_size
+            for node in prange(level_first, level_first + level_size, schedule="static",
+                               num_threads=n_threads):
+                union_box(node, &node_start[0], &node_end[0], &node_lo[0, 0],
+                          &node_hi[0, 0], d)
+    if status != 0:
+        raise MemoryError("KD-tree build: out of memory")
 
 
 # ---------------------------------------------------------------------------------------
