@@ -223,6 +223,19 @@ class NearestNeighbors(BaseEstimator):
         return self._index.knn(Q, int(n_neighbors), skip, squared,
                                effective_n_threads(self.n_jobs))
 
+    def _query_rows(self, rows, n_neighbors, squared=False):
+        """Neighbours of the training points ``rows``, each excluding itself by index."""
+        self._check_fitted()
+        rows = np.ascontiguousarray(rows, dtype=np.intp)
+        if n_neighbors > self.n_samples_fit_ - 1:
+            raise ValueError(
+                "Expected n_neighbors <= n_samples_fit, but n_neighbors = "
+                f"{n_neighbors + 1}, n_samples_fit = {self.n_samples_fit_}, n_samples = "
+                f"{rows.shape[0]}"
+            )
+        return self._index.knn(np.ascontiguousarray(self._fit_X[rows]), int(n_neighbors),
+                               rows, squared, effective_n_threads(self.n_jobs))
+
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """The k nearest neighbours of each query point.
 

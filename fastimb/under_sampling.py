@@ -1,13 +1,28 @@
 """Under-samplers and cleaning samplers with imbalanced-learn's interface."""
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substitution
+from fastimb._docstring import (
+    N_JOBS_DOC,
+    RANDOM_STATE_DOC,
+    SAMPLING_STRATEGY_DOCS,
+    Substitution,
+)
 from fastimb._rows import gather_rows
 from fastimb._validation import indices_by_class
-from fastimb.base import BaseUnderSampler
+from fastimb.base import BaseCleaningSampler, BaseUnderSampler
+from fastimb.neighbors import NearestNeighbors, check_neighbors_object
 
-__all__ = ["RandomUnderSampler"]
+__all__ = ["EditedNearestNeighbours", "RandomUnderSampler", "TomekLinks"]
+
+_TIE_RULE = """Ties: fastimb's neighbour search orders points at equal distance by index
+    and excludes a point from its own neighbours by index. imbalanced-learn takes the
+    second column of a scikit-learn query instead, so with duplicated points or exactly
+    equal distances the two can differ; on tie-free data ``sample_indices_`` is the
+    same."""
 
 
 @Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["under-sampling"],
@@ -78,3 +93,189 @@ class RandomUnderSampler(BaseUnderSampler):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
+
+
+@Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["clean-sampling"],
+              n_jobs=N_JOBS_DOC, ties=_TIE_RULE)
+class TomekLinks(BaseCleaningSampler):
+    """Remove Tomek links: pairs of mutual nearest neighbours from different classes.
+
+    A drop-in for :class:`imblearn.under_sampling.TomekLinks` with the same
+    ``sample_indices_`` on tie-free data.
+
+    Parameters
+    ----------
+    {sampling_strategy}
+
+    {n_jobs}
+
+    Attributes
+    ----------
+    sampling_strategy_ : dict
+        The classes whose linked samples are removed.
+    sample_indices_ : ndarray of shape (n_new_samples,)
+        Indices of the samples kept, ascending.
+    n_features_in_ : int
+        Number of features in the input dataset.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit_resample` (only when all are strings).
+
+    Notes
+    -----
+    Every link joins two classes, so at most one of its ends is in the largest class.
+    fastimb queries the nearest neighbour of the points outside the largest class only,
+    then of the few points of the largest class that such a query returned, instead of a
+    nearest-neighbour pass over every row.
+
+    {ties}
+    """
+
+    _sample_indices = True
+    _parameter_constraints: dict = {
+        **BaseCleaningSampler._parameter_constraints,
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, *, sampling_strategy="auto", n_jobs=None):
+        super().__init__(sampling_strategy=sampling_strategy)
+        self.n_jobs = n_jobs
+
+    @staticmethod
+    def is_tomek(y, nn_index, class_type):
+        """Boolean mask of the samples of the classes ``class_type`` in a Tomek link.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Target vector.
+        nn_index : ndarray of shape (n_samples,)
+            Index of the nearest neighbour of each sample.
+        class_type : container of labels
+            The classes whose samples may be flagged.
+
+        Returns
+        -------
+        is_tomek : ndarray of shape (n_samples,), bool
+        """
+        y = np.asarray(y)
+        nn_index = np.asarray(nn_index)
+        targeted = np.isin(y, np.asarray(list(class_type), dtype=y.dtype))
+        return targeted & (y[nn_index] != y) & (nn_index[nn_index] == np.arange(y.shape[0]))
+
+    def _nearest(self, X, y):
+        """Nearest neighbour (excluding itself) of every point that can be in a link; the
+        points of the largest class that cannot be get themselves (never a link)."""
+        labels, groups = indices_by_class(y)
+        largest = int(np.argmax([g.size for g in groups]))
+        nn = NearestNeighbors(n_neighbors=1, n_jobs=self.n_jobs).fit(X)
+        outside = np.concatenate([g for i, g in enumerate(groups) if i != largest])
+        nearest = np.arange(y.shape[0], dtype=np.intp)
+        if outside.size:
+            nearest[outside] = nn._query_rows(outside, 1)[1][:, 0]
+            partners = nearest[outside]
+            in_largest = np.unique(partners[y[partners] == labels[largest]])
+            if in_largest.size:
+                nearest[in_largest] = nn._query_rows(in_largest, 1)[1][:, 0]
+        return nearest
+
+    def _fit_resample(self, X, y):
+        if X.shape[0] < 2:
+            raise ValueError("Expected n_neighbors <= n_samples_fit, but n_neighbors = 2, "
+                             f"n_samples_fit = {X.shape[0]}, n_samples = {X.shape[0]}")
+        nearest = self._nearest(X if not hasattr(X, "toarray") else X.toarray(), y)
+        links = self.is_tomek(y, nearest, self.sampling_strategy_)
+        self.sample_indices_ = np.flatnonzero(~links)
+        return gather_rows(X, self.sample_indices_, self.n_jobs), y[self.sample_indices_]
+
+
+@Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["clean-sampling"],
+              n_jobs=N_JOBS_DOC, ties=_TIE_RULE)
+class EditedNearestNeighbours(BaseCleaningSampler):
+    """Edited nearest neighbours: remove samples whose neighbourhood disagrees with them.
+
+    A drop-in for :class:`imblearn.under_sampling.EditedNearestNeighbours` with the same
+    ``sample_indices_`` (class by class in label order, ascending within a class) on
+    tie-free data.
+
+    Parameters
+    ----------
+    {sampling_strategy}
+
+    n_neighbors : int or object, default=3
+        Size of the neighbourhood, or an estimator with ``kneighbors`` (cloned).
+    kind_sel : {{'all', 'mode'}}, default='all'
+        ``'all'``: keep a sample when all its neighbours share its class; ``'mode'``:
+        when its class is the most frequent among them (ties: the smallest label).
+
+    {n_jobs}
+
+    Attributes
+    ----------
+    sampling_strategy_ : dict
+        The classes cleaned.
+    nn_ : estimator object
+        The neighbours estimator used.
+    sample_indices_ : ndarray of shape (n_new_samples,)
+        Indices of the samples kept.
+    n_features_in_ : int
+        Number of features in the input dataset.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit_resample` (only when all are strings).
+
+    Notes
+    -----
+    With an int ``n_neighbors`` the neighbours of all targeted samples come from one
+    parallel query of fastimb's exact engine.
+
+    {ties}
+    """
+
+    _sample_indices = True
+    _parameter_constraints: dict = {
+        **BaseCleaningSampler._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left"),
+                        HasMethods(["kneighbors", "kneighbors_graph"])],
+        "kind_sel": [StrOptions({"all", "mode"})],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, *, sampling_strategy="auto", n_neighbors=3, kind_sel="all",
+                 n_jobs=None):
+        super().__init__(sampling_strategy=sampling_strategy)
+        self.n_neighbors = n_neighbors
+        self.kind_sel = kind_sel
+        self.n_jobs = n_jobs
+
+    def _validate_estimator(self):
+        self.nn_ = check_neighbors_object("n_neighbors", self.n_neighbors,
+                                          additional_neighbor=1)
+        if "n_jobs" in self.nn_.get_params():
+            self.nn_.set_params(n_jobs=self.n_jobs)
+
+    def _neighbor_labels(self, X, y, rows):
+        """Labels of the neighbours (excluding the sample itself) of the samples rows."""
+        if isinstance(self.nn_, NearestNeighbors):
+            k = self.nn_.n_neighbors - 1
+            return y[self.nn_._query_rows(rows, k)[1]]
+        return y[self.nn_.kneighbors(X[rows], return_distance=False)[:, 1:]]
+
+    def _fit_resample(self, X, y):
+        self._validate_estimator()
+        X_search = X.toarray() if hasattr(X, "toarray") else X
+        self.nn_.fit(X_search)
+        labels, groups = indices_by_class(y)
+        kept = []
+        for label, class_idx in zip(labels, groups):
+            if label in self.sampling_strategy_:
+                nbr_labels = self._neighbor_labels(X_search, y, class_idx)
+                if self.kind_sel == "all":
+                    keep = np.all(nbr_labels == label, axis=1)
+                else:
+                    codes = np.searchsorted(labels, nbr_labels)
+                    counts = np.stack([(codes == c).sum(axis=1) for c in range(labels.size)],
+                                      axis=1)
+                    keep = labels[np.argmax(counts, axis=1)] == label
+                class_idx = class_idx[keep]
+            kept.append(class_idx)
+        self.sample_indices_ = np.concatenate(kept).astype(np.intp, copy=False)
+        return gather_rows(X, self.sample_indices_, self.n_jobs), y[self.sample_indices_]

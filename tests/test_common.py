@@ -4,7 +4,17 @@ from imblearn.utils.estimator_checks import check_param_validation
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
 
-from fastimb import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler, RandomUnderSampler
+from fastimb import (
+    ADASYN,
+    SMOTE,
+    SMOTEENN,
+    BorderlineSMOTE,
+    EditedNearestNeighbours,
+    RandomOverSampler,
+    RandomUnderSampler,
+    SMOTETomek,
+    TomekLinks,
+)
 
 # constructed as imbalanced-learn constructs its own for these checks
 SAMPLERS = [
@@ -14,6 +24,11 @@ SAMPLERS = [
     ADASYN(random_state=42),
     BorderlineSMOTE(random_state=42),
     BorderlineSMOTE(random_state=42, kind="borderline-2"),
+    TomekLinks(),
+    EditedNearestNeighbours(),
+    EditedNearestNeighbours(kind_sel="mode"),
+    SMOTEENN(random_state=42),
+    SMOTETomek(random_state=42),
 ]
 
 
