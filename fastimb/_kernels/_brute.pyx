@@ -11,7 +11,7 @@ The caller limits BLAS to one thread: the parallelism is over query blocks.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
+from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -36,6 +36,44 @@ cdef inline void dot_block(const floating* xb, int nx, const floating* qb, int n
     else:
         sgemm(&ta, &tb, &nx, &nq, &d, &alpha, <float*> xb, &d, <float*> qb, &d,
               &beta, out, &nx)
+
+
+cdef extern from *:
+    """
+    /* Branch-free count of the j with ||x_j||^2 - 2 q.x_j <= bound. The compiler
+       vectorises it; on x86-64 Linux with GCC an AVX2 clone is chosen at load time. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define FASTIMB_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define FASTIMB_CLONES
+    #endif
+    FASTIMB_CLONES static Py_ssize_t fastimb_count_below_d(
+            const double* row, const double* xn, Py_ssize_t nx, double bound) {
+        Py_ssize_t j, count = 0;
+        for (j = 0; j < nx; j++) { if (xn[j] - 2.0 * row[j] <= bound) count++; }
+        return count;
+    }
+    FASTIMB_CLONES static Py_ssize_t fastimb_count_below_f(
+            const float* row, const double* xn, Py_ssize_t nx, double bound) {
+        Py_ssize_t j, count = 0;
+        for (j = 0; j < nx; j++) { if (xn[j] - 2.0 * (double)row[j] <= bound) count++; }
+        return count;
+    }
+    """
+    intp_t fastimb_count_below_d(const double* row, const double* xn, intp_t nx,
+                                 double bound) noexcept nogil
+    intp_t fastimb_count_below_f(const float* row, const double* xn, intp_t nx,
+                                 double bound) noexcept nogil
+
+
+cdef inline intp_t count_below(const floating* row, const double* xn, intp_t nx,
+                              double bound) noexcept nogil:
+    """How many j have ||x_j||^2 - 2 q.x_j <= bound (blocks without a candidate are
+    skipped after this vectorised pass)."""
+    if floating is double:
+        return fastimb_count_below_d(row, xn, nx, bound)
+    else:
+        return fastimb_count_below_f(row, xn, nx, bound)
 
 
 def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
@@ -86,6 +124,11 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
                         sk = skip[q0 + i]
                         thr = hd[i * kc]
                         row = buf + i * nx
+                        # the pre-filter's bound is widened by far more than the rounding
+                        # difference between its sum and the one below
+                        if count_below(row, &x_norms[x0], nx,
+                                       thr - qn + 1e-9 * (fabs(thr) + qn)) == 0:
+                            continue
                         for j in range(nx):
                             dd = qn + x_norms[x0 + j] - 2.0 * row[j]
                             if dd <= thr:
