@@ -12,9 +12,10 @@ from fastimb._docstring import (
     Substitution,
 )
 from fastimb._rows import gather_rows
-from fastimb._validation import indices_by_class
+from fastimb._validation import check_float_X, indices_by_class
 from fastimb.base import BaseCleaningSampler, BaseUnderSampler
-from fastimb.neighbors import NearestNeighbors, check_neighbors_object
+from fastimb._kernels._openmp_helpers import effective_n_threads
+from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_closer
 
 __all__ = ["EditedNearestNeighbours", "RandomUnderSampler", "TomekLinks"]
 
@@ -259,18 +260,52 @@ class EditedNearestNeighbours(BaseCleaningSampler):
             return y[self.nn_._query_rows(rows, k)[1]]
         return y[self.nn_.kneighbors(X[rows], return_distance=False)[:, 1:]]
 
+    def _keep_all_same_class(self, X, y, label, class_idx):
+        """kind_sel='all' without a k-NN query for most samples.
+
+        A sample keeps all its k neighbours in its class exactly when at least k samples
+        of its class are strictly closer to it than the nearest sample of another class.
+        That nearest distance comes from a 1-NN query against the other classes, the
+        count from an early-exit radius count in a KD-tree of the class; only the samples
+        with fewer than k such points (near the border, and exact ties) get the full
+        k-NN query, so the answer is the k-NN rule's exactly.
+        """
+        k = self.nn_.n_neighbors - 1
+        other = np.flatnonzero(y != label)
+        keep = np.zeros(class_idx.size, dtype=bool)
+        if other.size == 0 or class_idx.size <= k:
+            undecided = np.arange(class_idx.size)
+        else:
+            X_class = np.ascontiguousarray(X[class_idx])
+            to_other = NearestNeighbors(n_neighbors=1, n_jobs=self.n_jobs).fit(X[other])
+            r2 = to_other._index.knn(X_class, 1, np.full(class_idx.size, -1, dtype=np.intp),
+                                     True, effective_n_threads(self.n_jobs))[0][:, 0]
+            same = NearestNeighbors(algorithm="kd_tree", n_jobs=self.n_jobs).fit(X_class)
+            closer = count_closer(X_class, X_class, r2, max_count=k, squared=True,
+                                  exclude=np.arange(class_idx.size), n_jobs=self.n_jobs,
+                                  index=same)
+            keep = closer >= k
+            undecided = np.flatnonzero(~keep)
+        if undecided.size:
+            labels = self._neighbor_labels(X, y, class_idx[undecided])
+            keep[undecided] = np.all(labels == label, axis=1)
+        return keep
+
     def _fit_resample(self, X, y):
         self._validate_estimator()
-        X_search = X.toarray() if hasattr(X, "toarray") else X
+        X_search = check_float_X(X.toarray() if hasattr(X, "toarray") else X)
         self.nn_.fit(X_search)
         labels, groups = indices_by_class(y)
         kept = []
         for label, class_idx in zip(labels, groups):
             if label in self.sampling_strategy_:
-                nbr_labels = self._neighbor_labels(X_search, y, class_idx)
-                if self.kind_sel == "all":
-                    keep = np.all(nbr_labels == label, axis=1)
+                if self.kind_sel == "all" and isinstance(self.nn_, NearestNeighbors):
+                    keep = self._keep_all_same_class(X_search, y, label, class_idx)
+                elif self.kind_sel == "all":
+                    keep = np.all(self._neighbor_labels(X_search, y, class_idx) == label,
+                                  axis=1)
                 else:
+                    nbr_labels = self._neighbor_labels(X_search, y, class_idx)
                     codes = np.searchsorted(labels, nbr_labels)
                     counts = np.stack([(codes == c).sum(axis=1) for c in range(labels.size)],
                                       axis=1)

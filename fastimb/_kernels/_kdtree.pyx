@@ -289,13 +289,16 @@ def query_knn(const floating[:, ::1] X,          # IN  (n, d) tree data
 cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t* node_start,
                       const intp_t* node_end, const floating* lo, const floating* hi,
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
-                      intp_t max_count, intp_t* stack_node) noexcept nogil:
-    cdef intp_t d = X.shape[1], top = 1, node, c1, p, j, count = 0
+                      intp_t max_count, intp_t* stack_node, double* stack_rd) noexcept nogil:
+    """Points strictly within r2 of q, nearer cells first, stopping at max_count."""
+    cdef intp_t d = X.shape[1], top = 1, node, c1, c2, p, j, count = 0
+    cdef double rd1, rd2
     stack_node[0] = 0
+    stack_rd[0] = box_rdist(q, lo, hi, d)
     while top > 0:
         top -= 1
         node = stack_node[top]
-        if box_rdist(q, lo + node * d, hi + node * d, d) >= r2:
+        if stack_rd[top] >= r2:
             continue
         c1 = 2 * node + 1
         if c1 >= n_nodes:
@@ -308,8 +311,19 @@ cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t*
                     if count >= max_count:
                         return count
             continue
-        stack_node[top] = c1 + 1
-        stack_node[top + 1] = c1
+        c2 = c1 + 1
+        rd1 = box_rdist(q, lo + c1 * d, hi + c1 * d, d)
+        rd2 = box_rdist(q, lo + c2 * d, hi + c2 * d, d)
+        if rd1 <= rd2:
+            stack_node[top] = c2
+            stack_rd[top] = rd2
+            stack_node[top + 1] = c1
+            stack_rd[top + 1] = rd1
+        else:
+            stack_node[top] = c1
+            stack_rd[top] = rd1
+            stack_node[top + 1] = c2
+            stack_rd[top + 1] = rd2
         top += 2
     return count
 
@@ -329,21 +343,25 @@ def count_within(const floating[:, ::1] X,        # IN  (n, d) tree data
     """Per query, how many points lie strictly within ``sqrt(radius2)`` (capped)."""
     cdef intp_t m = Q.shape[0], n_nodes = node_start.shape[0], qi, depth = 2 * 64 + 4
     cdef intp_t* stack_node
+    cdef double* stack_rd
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     stack_node = NULL
+    stack_rd = NULL
     if m == 0:
         return
     with nogil, parallel(num_threads=n_threads):
         stack_node = <intp_t*> malloc(depth * sizeof(intp_t))
-        if stack_node == NULL:
+        stack_rd = <double*> malloc(depth * sizeof(double))
+        if stack_node == NULL or stack_rd == NULL:
             p_failed[0] = 1
         else:
-            for qi in prange(m, schedule="static", chunksize=64):
+            for qi in prange(m, schedule="dynamic", chunksize=64):
                 out_count[qi] = count_one(X, &idx[0], &node_start[0], &node_end[0],
                                           &node_lo[0, 0], &node_hi[0, 0], n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
-                                          stack_node)
+                                          stack_node, stack_rd)
         free(stack_node)
+        free(stack_rd)
     if failed:
         raise MemoryError("radius count: out of memory for per-thread buffers")
