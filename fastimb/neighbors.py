@@ -74,35 +74,51 @@ class _KDTreeIndex:
 
 
 class _BruteIndex:
-    """Blocked brute force; the data are centred when their offset would cost precision."""
+    """Blocked brute force. The products run in float32 (on centred data) with an error
+    bound checked per query; the few queries the bound cannot clear (near-ties at the k-th
+    neighbour) are answered by an exact KD-tree search, built on first need.
+    """
 
     kind = "brute"
+    UNIT_ROUNDOFF_32 = 2.0 ** -24
 
     def __init__(self, X, leaf_size, n_threads):
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
-        # ||q||^2 - 2 q.x + ||x||^2 loses precision when the data sit far from the origin
-        if np.any(np.abs(mean) > std + 1.0):
-            self.shift = mean.astype(X.dtype)
-            X = np.ascontiguousarray(X - self.shift)
-        else:
-            self.shift = None
         self.X = X
-        self.norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        self.mean = X.mean(axis=0, dtype=np.float64)
+        self.XA = self._approx(X)
+        self.norms = np.einsum("ij,ij->i", self.XA, self.XA, dtype=np.float64)
+        self.max_norm = float(np.sqrt(self.norms.max())) if X.shape[0] else 0.0
 
-    def _prepare(self, Q):
-        if self.shift is not None:
-            Q = np.ascontiguousarray(Q - self.shift)
-        return Q, np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
+    def _approx(self, A):
+        """Centred float32 copy of A (centring keeps the norms, and so the error, small)."""
+        out = np.empty(A.shape, dtype=np.float32)
+        np.subtract(A, self.mean, out=out, casting="unsafe")
+        return out
 
     def knn(self, Q, k, skip, squared, n_threads):
-        Q, q_norms = self._prepare(Q)
-        dist = np.empty((Q.shape[0], k), dtype=np.float64)
-        ind = np.empty((Q.shape[0], k), dtype=np.intp)
+        m = Q.shape[0]
+        dist = np.empty((m, k), dtype=np.float64)
+        ind = np.empty((m, k), dtype=np.intp)
+        unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], 2 * k + 8)
+        QA = self._approx(Q)
+        q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
+        # |approx - exact| squared distance <= (2d + 8) u (|q| + max|x|)^2 (float32
+        # rounding of both points, then of the d-term product), with margin
+        d = Q.shape[1]
+        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * \
+            (np.sqrt(q_norms) + self.max_norm) ** 2
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.norms, Q, q_norms, skip, dist, ind, n_candidates,
-                             squared, n_threads)
+            _brute.query_knn(self.X, self.XA, self.norms, Q, QA, q_norms, skip, slack, dist,
+                             ind, unsure, n_candidates, squared, n_threads)
+        redo = np.flatnonzero(unsure)
+        if redo.size:
+            if not hasattr(self, "_tree"):
+                self._tree = _KDTreeIndex(self.X, DEFAULT_LEAF_SIZE, n_threads)
+            dist[redo], ind[redo] = self._tree.knn(np.ascontiguousarray(Q[redo]), k,
+                                                   np.ascontiguousarray(skip[redo]), squared,
+                                                   n_threads)
+        self.last_redone_ = int(redo.size)
         return dist, ind
 
 

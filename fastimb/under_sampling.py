@@ -15,7 +15,12 @@ from fastimb._rows import gather_rows
 from fastimb._validation import check_float_X, indices_by_class
 from fastimb.base import BaseCleaningSampler, BaseUnderSampler
 from fastimb._kernels._openmp_helpers import effective_n_threads
-from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_closer
+from fastimb.neighbors import (
+    AUTO_KD_TREE_MAX_FEATURES,
+    NearestNeighbors,
+    check_neighbors_object,
+    count_closer,
+)
 
 __all__ = ["EditedNearestNeighbours", "RandomUnderSampler", "TomekLinks"]
 
@@ -273,7 +278,10 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         k = self.nn_.n_neighbors - 1
         other = np.flatnonzero(y != label)
         keep = np.zeros(class_idx.size, dtype=bool)
-        if other.size == 0 or class_idx.size <= k:
+        # in high dimension distances concentrate: the radius count prunes nothing and the
+        # plain (blocked brute-force) k-NN is faster
+        if other.size == 0 or class_idx.size <= k or \
+                X.shape[1] > AUTO_KD_TREE_MAX_FEATURES:
             undecided = np.arange(class_idx.size)
         else:
             X_class = np.ascontiguousarray(X[class_idx])

@@ -165,3 +165,21 @@ def test_count_closer_agrees_with_knn_distances():
     # nothing is strictly closer to a point than its nearest neighbour
     counts = count_closer(X, X, dist[:, 0], squared=True, exclude=np.arange(3000), index=nn)
     assert not counts.any()
+
+
+def test_brute_float32_products_fall_back_when_the_bound_fails():
+    # exact ties at the k-th neighbour defeat the float32 error bound: those queries are
+    # redone in float64, and the answer is still sklearn's / the KD-tree's
+    eye = np.eye(20)
+    X = np.vstack([np.zeros((1, 20)), eye, -eye, 2 * eye]) * 1000 + 5e4  # 40 at one distance
+    nn = NearestNeighbors(n_neighbors=4, algorithm="brute").fit(X)
+    ours = nn.kneighbors()
+    assert nn._index.last_redone_ > 0
+    ref = NearestNeighbors(n_neighbors=4, algorithm="kd_tree").fit(X).kneighbors()
+    assert_array_equal(ours[1], ref[1])
+    assert_allclose(ours[0], ref[0])
+    # well-separated data: the bound clears every query
+    Xs = _tie_free(3000, 30, 10)
+    nn = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(Xs)
+    assert_array_equal(nn.kneighbors(Xs[:200])[1], SkNN(n_neighbors=5).fit(Xs).kneighbors(Xs[:200])[1])
+    assert nn._index.last_redone_ == 0

@@ -7,6 +7,13 @@ the same formula as the KD-tree's) decide the final k and their order. Only a bl
 ``BLOCK_Q x BLOCK_X`` products per thread is ever in memory. Tie rule: at equal distance
 the lower index first.
 
+The products may be taken in float32 (``approx_t``) for float64 data: twice the gemm
+throughput. The exact re-ranking then still decides, and each query is flagged
+``unsure`` unless its k-th exact distance is below the approximate distance of the worst
+candidate kept minus ``slack`` (a bound on the float32 error), in which case no point
+outside the candidates can belong to its k nearest; the caller recomputes flagged
+queries in float64.
+
 The caller limits BLAS to one thread: the parallelism is over query blocks.
 """
 from cython cimport floating
@@ -19,18 +26,22 @@ from fastimb._kernels._distance cimport rdist
 from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
 
+ctypedef fused approx_t:
+    float
+    double
+
 DEF BLOCK_Q = 128
 DEF BLOCK_X = 1024
 
 
-cdef inline void dot_block(const floating* xb, int nx, const floating* qb, int nq, int d,
-                           floating* out) noexcept nogil:
+cdef inline void dot_block(const approx_t* xb, int nx, const approx_t* qb, int nq, int d,
+                           approx_t* out) noexcept nogil:
     """out[i * nx + j] = <q_i, x_j> for i < nq, j < nx (row-major blocks of width d)."""
     cdef char ta = b'T'
     cdef char tb = b'N'
-    cdef floating alpha = 1.0
-    cdef floating beta = 0.0
-    if floating is double:
+    cdef approx_t alpha = 1.0
+    cdef approx_t beta = 0.0
+    if approx_t is double:
         dgemm(&ta, &tb, &nx, &nq, &d, &alpha, <double*> xb, &d, <double*> qb, &d,
               &beta, out, &nx)
     else:
@@ -66,43 +77,47 @@ cdef extern from *:
                                  double bound) noexcept nogil
 
 
-cdef inline intp_t count_below(const floating* row, const double* xn, intp_t nx,
+cdef inline intp_t count_below(const approx_t* row, const double* xn, intp_t nx,
                               double bound) noexcept nogil:
     """How many j have ||x_j||^2 - 2 q.x_j <= bound (blocks without a candidate are
     skipped after this vectorised pass)."""
-    if floating is double:
+    if approx_t is double:
         return fastimb_count_below_d(row, xn, nx, bound)
     else:
         return fastimb_count_below_f(row, xn, nx, bound)
 
 
-def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
-              const double[::1] x_norms,       # IN  (n,) squared norms of X rows
-              const floating[:, ::1] Q,        # IN  (m, d) queries
-              const double[::1] q_norms,       # IN  (m,) squared norms of Q rows
+def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
+              const approx_t[:, ::1] XA,       # IN  (n, d) data for the products
+              const double[::1] x_norms,       # IN  (n,) squared norms of XA rows
+              const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
+              const approx_t[:, ::1] QA,       # IN  (m, d) queries for the products
+              const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
               const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
+              const double[::1] slack,         # IN  (m,) bound on the approximation error
               double[:, ::1] out_dist,         # OUT (m, k)
               intp_t[:, ::1] out_ind,          # OUT (m, k)
+              unsigned char[::1] unsure,       # OUT (m,) 1 where the bound did not hold
               intp_t n_candidates,             # IN  approximate candidates kept (>= k)
               bint squared,                    # IN  squared distances out
               int n_threads):
-    """Exact k nearest neighbours of each row of Q among the rows of X."""
+    """k nearest neighbours of each row of Q among the rows of X (exact unless flagged)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
     cdef intp_t kc = n_candidates, n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
     cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk
     cdef double qn, thr, dd
-    cdef floating* buf = NULL
+    cdef approx_t* buf = NULL
     cdef double* hd = NULL
     cdef intp_t* hind = NULL
     cdef double* fd = NULL
     cdef intp_t* find_ = NULL
-    cdef floating* row
+    cdef approx_t* row
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
         return
     with nogil, parallel(num_threads=n_threads):
-        buf = <floating*> malloc(BLOCK_Q * BLOCK_X * sizeof(floating))
+        buf = <approx_t*> malloc(BLOCK_Q * BLOCK_X * sizeof(approx_t))
         hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
         hind = <intp_t*> malloc(BLOCK_Q * kc * sizeof(intp_t))
         fd = <double*> malloc(k * sizeof(double))
@@ -118,7 +133,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
                 x0 = 0
                 while x0 < n:
                     nx = min(BLOCK_X, n - x0)
-                    dot_block(&X[x0, 0], <int> nx, &Q[q0, 0], <int> nq, <int> d, buf)
+                    dot_block(&XA[x0, 0], <int> nx, &QA[q0, 0], <int> nq, <int> d, buf)
                     for i in range(nq):
                         qn = q_norms[q0 + i]
                         sk = skip[q0 + i]
@@ -145,6 +160,9 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data
                         if jj >= 0 and jj < n:
                             heap_push(fd, find_, k, rdist(&Q[q0 + i, 0], &X[jj, 0], d), jj)
                     heap_sort(fd, find_, k)
+                    # hd[i * kc] is the approximate distance of the worst candidate kept
+                    # (+inf while fewer than kc points were seen: then all are candidates)
+                    unsure[q0 + i] = not (fd[k - 1] < hd[i * kc] - slack[q0 + i])
                     for c in range(k):
                         out_dist[q0 + i, c] = fd[c] if squared else sqrt(fd[c])
                         out_ind[q0 + i, c] = find_[c]
