@@ -4,14 +4,16 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import sparse
+from sklearn.base import clone
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substitution
 from fastimb._kernels._openmp_helpers import effective_n_threads
-from fastimb._kernels._smote import interpolate
+from fastimb._kernels._smote import copy_rows, interpolate
 from fastimb._rows import gather_rows
+from fastimb._validation import as_index_array
 from fastimb.base import BaseOverSampler
 from fastimb.neighbors import check_neighbors_object
 
@@ -165,64 +167,23 @@ class RandomOverSampler(BaseOverSampler):
 _NEIGHBORS_CONSTRAINT = [Interval(Integral, 1, None, closed="left"),
                          HasMethods(["kneighbors", "kneighbors_graph"])]
 
-_TIES_NOTE = """Where neighbour distances tie (duplicated rows, repeated values), the
-    neighbours chosen can differ from imbalanced-learn's, whose scikit-learn search orders
-    ties by its own traversal; fastimb orders them by index. The output then differs in
-    which neighbour a new sample moves towards, not in its distribution."""
+_TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output is identical
+    (same rows, order and bits) wherever neighbour distances have no ties. Where they tie
+    (duplicated rows, repeated values on a grid), the neighbours chosen can differ:
+    scikit-learn's search orders ties by its own traversal (and its brute force, used
+    above 15 features, rounds distances through a matrix product, which can also reorder
+    near-ties), while fastimb's exact search orders equal distances by increasing index.
+    A new sample may then move towards another (equally near) neighbour: the number of
+    samples, the labels and the distribution are the same, the individual rows are not.
 
+    The output is allocated once at its final size; the new samples are drawn and written
+    in chunks of 65536, so no temporary of the output's length is held. Float32 and float64
+    data go through a parallel kernel; other numeric dtypes (integers: values truncated
+    toward zero, as in imbalanced-learn) through the same NumPy expression imbalanced-learn
+    evaluates. Sparse CSR/CSC input takes a slower path with SciPy's sparse arithmetic."""
 
-class _Block:
-    """New samples of one class: ``X[base] + steps * (X[nbr] - X[base])``."""
-
-    __slots__ = ("label", "base", "nbr", "steps", "scale")
-
-    def __init__(self, label, base, nbr, steps, scale=None):
-        self.label = label
-        self.base = np.ascontiguousarray(base, dtype=np.intp)
-        self.nbr = np.ascontiguousarray(nbr, dtype=np.intp)
-        self.steps = np.ascontiguousarray(steps, dtype=np.float64).reshape(-1)
-        self.scale = None if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
-
-
-def _assemble(X, y, blocks):
-    """Original samples, then each block's new samples, in one array allocated once."""
-    n_new = sum(b.base.shape[0] for b in blocks)
-    n = X.shape[0]
-    y_out = np.empty(n + n_new, dtype=y.dtype)
-    y_out[:n] = y
-    pos = n
-    for b in blocks:
-        y_out[pos:pos + b.base.shape[0]] = b.label
-        pos += b.base.shape[0]
-    if sparse.issparse(X):
-        return _assemble_sparse(X, blocks), y_out
-    work = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
-    work = np.ascontiguousarray(work)
-    out = np.empty((n + n_new, X.shape[1]), dtype=work.dtype)
-    out[:n] = work
-    n_threads = effective_n_threads(None)
-    empty = np.empty(0, dtype=np.float64)
-    pos = n
-    for b in blocks:
-        m = b.base.shape[0]
-        interpolate(work, b.base, b.nbr, b.steps, empty if b.scale is None else b.scale,
-                    out[pos:pos + m], n_threads)
-        pos += m
-    return (out if out.dtype == X.dtype else out.astype(X.dtype)), y_out
-
-
-def _assemble_sparse(X, blocks):
-    """The same samples for sparse input, with SciPy's sparse arithmetic (slower path)."""
-    parts = [X]
-    kind = type(X)
-    for b in blocks:
-        diffs = X[b.nbr] - X[b.base]
-        if b.scale is not None:
-            diffs = sparse.csr_matrix(diffs)
-            diffs = diffs.multiply(sparse.csr_matrix(b.scale[:, None])).astype(X.dtype)
-        steps = kind(b.steps[:, None])
-        parts.append((X[b.base] + steps.multiply(diffs)).astype(X.dtype))
-    return sparse.vstack(parts, format=X.format)
+#: new samples drawn and written per pass (bounds the temporaries to a few MiB)
+_CHUNK = 1 << 16
 
 
 def _neighbors_of(nn, X_fit, X_query):
@@ -231,8 +192,148 @@ def _neighbors_of(nn, X_fit, X_query):
     return nn.kneighbors(X_query, return_distance=False)[:, 1:]
 
 
+def _chunks(n):
+    for start in range(0, n, _CHUNK):
+        yield start, min(n, start + _CHUNK)
+
+
+def _twin(random_state):
+    """A RandomState at the same point of the same stream, advancing independently."""
+    twin = np.random.RandomState(0)
+    twin.set_state(random_state.get_state())
+    return twin
+
+
+class _Plan:
+    """Everything about one class's new samples except the random numbers.
+
+    Sample ``i`` starts at row ``base_map[r]`` of X and moves towards
+    ``nbr_map[nns[r, c]]`` (``nns[r, c]`` itself when ``nbr_map`` is None). ``(r, c)``
+    comes from the draws: ``divmod(randint(0, nns.size), k)`` for SMOTE and Borderline,
+    or ``r`` fixed by the ``per_sample`` counts and ``c = choice(k)`` for ADASYN. With
+    ``other_of`` (Borderline-SMOTE-2: the targets), differences towards a neighbour of
+    another class are shortened by a factor drawn in ``[0, 0.5)``.
+    """
+
+    __slots__ = ("label", "n_new", "base_map", "nns", "nbr_map", "per_sample", "other_of")
+
+    def __init__(self, label, n_new, base_map, nns, nbr_map, n_rows, per_sample=None,
+                 other_of=None):
+        self.label = label
+        self.n_new = int(n_new)
+        self.base_map = np.ascontiguousarray(base_map, dtype=np.intp)
+        # a user's estimator may return any integer dtype: check once, kernels trust it
+        upper = n_rows if nbr_map is None else nbr_map.shape[0]
+        self.nns = as_index_array(nns, upper, name="neighbour indices")
+        self.nbr_map = nbr_map
+        self.per_sample = per_sample
+        self.other_of = other_of
+
+    def batches(self, seed, random_state=None):
+        """Yield ``(base, nbr, steps, scale)`` chunk by chunk, drawing exactly what
+        imbalanced-learn draws, in its order.
+
+        imbalanced-learn draws all ``n`` integers, then all ``n`` steps (then, for
+        Borderline-2, one factor per neighbour of another class, from a second
+        ``check_random_state``). Twin streams, one at each of these points, give the same
+        numbers a chunk at a time; the caller's RandomState (or the global one) ends where
+        imbalanced-learn leaves it. ``random_state`` is ADASYN's stream, shared by all
+        classes; the others call ``check_random_state(seed)`` per class, as imblearn does.
+        """
+        n, k = self.n_new, self.nns.shape[1]
+        rs = check_random_state(seed) if random_state is None else random_state
+        high = self.nns.size if self.per_sample is None else k
+        int_rs = _twin(rs)
+        for a, b in _chunks(n):                      # move rs past the integers
+            rs.randint(low=0, high=high, size=b - a)
+        step_rs, factor_rs = rs, None
+        if self.other_of is not None:
+            step_rs = _twin(rs)
+            factor_rs = check_random_state(seed)
+            if factor_rs is rs:                      # one shared stream: factors after steps
+                for a, b in _chunks(n):
+                    rs.uniform(size=b - a)
+        ends = None if self.per_sample is None else np.cumsum(self.per_sample)
+        for a, b in _chunks(n):
+            drawn = int_rs.randint(low=0, high=high, size=b - a)
+            steps = step_rs.uniform(size=b - a)
+            if ends is None:
+                rows, cols = np.divmod(drawn, k)
+            else:                                    # np.repeat(arange, per_sample)[a:b]
+                rows = np.searchsorted(ends, np.arange(a, b), side="right")
+                cols = drawn
+            nbr = self.nns[rows, cols]
+            if self.nbr_map is not None:
+                nbr = self.nbr_map[nbr]
+            scale = None
+            if factor_rs is not None:
+                other = self.other_of[nbr] != self.label
+                scale = np.ones(b - a)
+                scale[other] = factor_rs.uniform(low=0.0, high=0.5,
+                                                 size=(np.count_nonzero(other), 1))[:, 0]
+            yield self.base_map[rows], nbr, steps, scale
+
+
+def _interpolate_numpy(X, base, nbr, steps, scale, out):
+    """imbalanced-learn's expression, for dtypes the kernel does not take (e.g. integers)."""
+    diffs = X[nbr] - X[base]
+    if scale is not None:
+        diffs *= scale[:, None]
+    out[...] = X[base] + steps[:, None] * diffs
+
+
+def _generate(X, y, plans, seed, random_state=None):
+    """``X`` and ``y`` followed by each plan's new samples, in arrays allocated once."""
+    n = X.shape[0]
+    n_new = sum(p.n_new for p in plans)
+    y_out = np.empty(n + n_new, dtype=y.dtype)
+    y_out[:n] = y
+    pos = n
+    for p in plans:
+        y_out[pos:pos + p.n_new] = p.label
+        pos += p.n_new
+    if sparse.issparse(X):
+        return _generate_sparse(X, plans, seed, random_state), y_out
+
+    out = np.empty((n + n_new, X.shape[1]), dtype=X.dtype)
+    n_threads = effective_n_threads(None)
+    compiled = X.dtype in (np.float32, np.float64)
+    if compiled:
+        X = np.ascontiguousarray(X)
+        copy_rows(X, out[:n], n_threads)
+    else:
+        out[:n] = X
+    no_scale = np.empty(0, dtype=np.float64)
+    pos = n
+    for p in plans:
+        for base, nbr, steps, scale in p.batches(seed, random_state):
+            dest = out[pos:pos + base.shape[0]]
+            if compiled:
+                interpolate(X, base, nbr, steps, no_scale if scale is None else scale, dest,
+                            n_threads)
+            else:
+                _interpolate_numpy(X, base, nbr, steps, scale, dest)
+            pos += base.shape[0]
+    return out, y_out
+
+
+def _generate_sparse(X, plans, seed, random_state):
+    """The same samples for sparse input, with SciPy's sparse arithmetic (slower path)."""
+    parts = [X]
+    for p in plans:
+        base, nbr, steps, scale = zip(*p.batches(seed, random_state))
+        base, nbr, steps = np.concatenate(base), np.concatenate(nbr), np.concatenate(steps)
+        X_base = X[base]
+        diffs = X[nbr] - X_base
+        if scale[0] is not None:
+            diffs = type(X)(diffs.multiply(np.concatenate(scale)[:, None])).astype(X.dtype)
+        new = X_base + type(X)(steps[:, None]).multiply(diffs)
+        parts.append(type(X)(new).astype(X.dtype))
+    return sparse.vstack(parts, format=X.format)
+
+
 class BaseSMOTE(BaseOverSampler):
-    """Base class of the SMOTE family (shared neighbour handling and random draws)."""
+    """Base class of the SMOTE family (shared neighbour handling and generation)."""
 
     _parameter_constraints: dict = {
         **BaseOverSampler._parameter_constraints,
@@ -247,14 +348,6 @@ class BaseSMOTE(BaseOverSampler):
     def _validate_estimator(self):
         self.nn_k_ = check_neighbors_object("k_neighbors", self.k_neighbors,
                                             additional_neighbor=1)
-
-    def _draw(self, n_candidates, k, n_samples):
-        """imbalanced-learn's draws for ``n_samples`` new samples: a fresh stream for an
-        int seed, one randint over the flattened neighbour table, then the steps."""
-        random_state = check_random_state(self.random_state)
-        flat = random_state.randint(low=0, high=n_candidates, size=n_samples)
-        steps = 1.0 * random_state.uniform(size=n_samples)
-        return np.floor_divide(flat, k), np.mod(flat, k), steps
 
 
 @Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
@@ -273,29 +366,48 @@ class SMOTE(BaseSMOTE):
     {random_state}
 
     k_neighbors : int or object, default=5
-        The number of nearest neighbours used to construct synthetic samples, or a
-        fitted-style estimator with ``kneighbors`` (e.g. scikit-learn's
-        ``NearestNeighbors``) that is cloned and used instead of fastimb's engine.
+        The number of nearest neighbours used to construct synthetic samples, or an
+        estimator with ``kneighbors`` and ``kneighbors_graph`` (e.g. scikit-learn's
+        ``NearestNeighbors``) that is cloned and used instead of fastimb's engine. An int
+        uses :class:`fastimb.neighbors.NearestNeighbors` on every core; pass one with
+        ``n_jobs`` set to limit its threads.
 
     Attributes
     ----------
     sampling_strategy_ : dict
         Number of samples to generate for each class.
     nn_k_ : estimator object
-        The neighbours estimator used (fastimb's ``NearestNeighbors(k_neighbors + 1)``
+        The neighbours estimator used (``NearestNeighbors(n_neighbors=k_neighbors + 1)``
         for an int).
     n_features_in_ : int
         Number of features in the input dataset.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit_resample` (only when all are strings).
 
+    See Also
+    --------
+    BorderlineSMOTE : Over-sample from the samples near the class border.
+    ADASYN : Over-sample more where the class is harder to learn.
+
     Notes
     -----
-    The neighbour search runs in fastimb's parallel exact engine and the new samples are
-    written by a parallel kernel straight into the output array, allocated once. Sparse
-    CSR/CSC input takes a slower path with the same results.
+    New samples are ``x + u * (x_nn - x)`` for a random sample ``x`` of the class, one of
+    its ``k_neighbors`` nearest neighbours in the class ``x_nn`` and ``u`` uniform in
+    ``[0, 1)``. Output: the original samples, then each class's new samples in
+    ``sampling_strategy_`` order.
 
     {ties}
+
+    Examples
+    --------
+    >>> from collections import Counter
+    >>> from sklearn.datasets import make_classification
+    >>> from fastimb.over_sampling import SMOTE
+    >>> X, y = make_classification(n_classes=2, weights=[0.1, 0.9], n_samples=1000,
+    ...                            random_state=10)
+    >>> X_res, y_res = SMOTE(random_state=42).fit_resample(X, y)
+    >>> sorted(Counter(y_res).items())
+    [(np.int64(0), 898), (np.int64(1), 898)]
     """
 
     def __init__(self, *, sampling_strategy="auto", random_state=None, k_neighbors=5):
@@ -304,16 +416,15 @@ class SMOTE(BaseSMOTE):
 
     def _fit_resample(self, X, y):
         self._validate_estimator()
-        blocks = []
+        plans = []
         for label, n_samples in self.sampling_strategy_.items():
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
             X_class = X[class_idx]
             nns = _neighbors_of(self.nn_k_, X_class, X_class)
-            rows, cols, steps = self._draw(nns.size, nns.shape[1], n_samples)
-            blocks.append(_Block(label, class_idx[rows], class_idx[nns[rows, cols]], steps))
-        return _assemble(X, y, blocks)
+            plans.append(_Plan(label, n_samples, class_idx, nns, class_idx, X.shape[0]))
+        return _generate(X, y, plans, self.random_state)
 
 
 @Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
@@ -331,13 +442,14 @@ class BorderlineSMOTE(BaseSMOTE):
     {random_state}
 
     k_neighbors : int or object, default=5
-        Nearest neighbours used to construct synthetic samples (or an estimator).
+        Nearest neighbours used to construct synthetic samples (or an estimator with
+        ``kneighbors`` and ``kneighbors_graph``, cloned).
     m_neighbors : int or object, default=10
         Nearest neighbours used to decide whether a sample is in danger (or an estimator).
     kind : {{"borderline-1", "borderline-2"}}, default="borderline-1"
         ``borderline-1`` interpolates towards neighbours of the same class;
-        ``borderline-2`` towards any neighbour, with a step of at most 0.5 towards
-        neighbours of another class.
+        ``borderline-2`` towards any neighbour, with a difference shortened by a factor
+        in ``[0, 0.5)`` towards neighbours of another class.
 
     Attributes
     ----------
@@ -354,9 +466,15 @@ class BorderlineSMOTE(BaseSMOTE):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit_resample` (only when all are strings).
 
+    See Also
+    --------
+    SMOTE : Over-sample from every sample of the class.
+
     Notes
     -----
-    A class with no sample in danger gets no new sample, as in imbalanced-learn.
+    A sample is in danger when at least half, but not all, of its ``m_neighbors``
+    nearest neighbours (in the whole data set) belong to another class. A class with no
+    sample in danger gets no new sample, as in imbalanced-learn.
 
     {ties}
     """
@@ -382,37 +500,35 @@ class BorderlineSMOTE(BaseSMOTE):
     def _fit_resample(self, X, y):
         self._validate_estimator()
         self.in_danger_indices = {}
-        blocks = []
+        plans = []
+        fitted_on_X = set()  # imbalanced-learn refits on X for every class: same result
         for label, n_samples in self.sampling_strategy_.items():
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
             X_class = X[class_idx]
-            nn_m = _neighbors_of(self.nn_m_, X, X_class)
+            if "m" not in fitted_on_X:
+                self.nn_m_.fit(X)
+                fitted_on_X.add("m")
+            nn_m = self.nn_m_.kneighbors(X_class, return_distance=False)[:, 1:]
             n_other = np.count_nonzero(y[nn_m] != label, axis=1)
             m = self.nn_m_.n_neighbors - 1
-            danger = (n_other >= m / 2) & (n_other < m)
-            if not danger.any():
+            danger = np.flatnonzero((n_other >= m / 2) & (n_other < m))
+            if danger.size == 0:
                 continue
             danger_idx = class_idx[danger]
             self.in_danger_indices[label] = danger_idx
             if self.kind == "borderline-1":
-                nns = _neighbors_of(self.nn_k_, X_class, X[danger_idx])
-                rows, cols, steps = self._draw(nns.size, nns.shape[1], n_samples)
-                blocks.append(_Block(label, danger_idx[rows], class_idx[nns[rows, cols]],
-                                     steps))
-            else:
-                nns = _neighbors_of(self.nn_k_, X, X[danger_idx])
-                rows, cols, steps = self._draw(nns.size, nns.shape[1], n_samples)
-                nbr = nns[rows, cols]
-                other = y[nbr] != label
-                scale = np.ones(n_samples)
-                # a second fresh stream for an int seed, as imbalanced-learn draws it
-                random_state = check_random_state(self.random_state)
-                scale[other] = random_state.uniform(low=0.0, high=0.5,
-                                                    size=(other.sum(), 1)).reshape(-1)
-                blocks.append(_Block(label, danger_idx[rows], nbr, steps, scale))
-        return _assemble(X, y, blocks)
+                nns = _neighbors_of(self.nn_k_, X_class, X_class[danger])
+                plans.append(_Plan(label, n_samples, danger_idx, nns, class_idx, X.shape[0]))
+            else:  # neighbours among all samples; rows of X already
+                if "k" not in fitted_on_X:
+                    self.nn_k_.fit(X)
+                    fitted_on_X.add("k")
+                nns = self.nn_k_.kneighbors(X_class[danger], return_distance=False)[:, 1:]
+                plans.append(_Plan(label, n_samples, danger_idx, nns, None, X.shape[0],
+                                   other_of=y))
+        return _generate(X, y, plans, self.random_state)
 
 
 @Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
@@ -431,7 +547,7 @@ class ADASYN(BaseOverSampler):
 
     n_neighbors : int or object, default=5
         Nearest neighbours used to measure difficulty and to construct synthetic samples
-        (or an estimator with ``kneighbors``).
+        (or an estimator with ``kneighbors`` and ``kneighbors_graph``, cloned).
 
     Attributes
     ----------
@@ -445,10 +561,16 @@ class ADASYN(BaseOverSampler):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit_resample` (only when all are strings).
 
+    See Also
+    --------
+    SMOTE : Over-sample from every sample of the class, uniformly.
+
     Notes
     -----
-    Raises imbalanced-learn's RuntimeError when no neighbour of a class belongs to
-    another class.
+    Each sample of a class gets a number of new samples proportional to the share of
+    its ``n_neighbors`` nearest neighbours (in the whole data set) that belong to another
+    class. Raises imbalanced-learn's RuntimeError when no neighbour of a class belongs to
+    another class, and its ValueError when the rounded counts are all zero.
 
     {ties}
     """
@@ -470,13 +592,19 @@ class ADASYN(BaseOverSampler):
     def _fit_resample(self, X, y):
         self._validate_estimator()
         random_state = check_random_state(self.random_state)  # one stream for all classes
-        blocks = []
+        plans = []
+        # imbalanced-learn refits nn_ on X for every class, then on the class: a twin
+        # fitted on X once gives the same neighbours, and nn_ ends fitted as imblearn's
+        nn_all = None
         for label, n_samples in self.sampling_strategy_.items():
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
             X_class = X[class_idx]
-            nns = _neighbors_of(self.nn_, X, X_class)
+            if nn_all is None:
+                nn_all = clone(self.nn_)
+                nn_all.fit(X)
+            nns = nn_all.kneighbors(X_class, return_distance=False)[:, 1:]
             k = self.nn_.n_neighbors - 1
             ratio = np.sum(y[nns] != label, axis=1) / k
             if not np.sum(ratio):
@@ -492,8 +620,6 @@ class ADASYN(BaseOverSampler):
                 raise ValueError("No samples will be generated with the provided ratio "
                                  "settings.")
             nns = _neighbors_of(self.nn_, X_class, X_class)
-            rows = np.repeat(np.arange(class_idx.size), per_sample)
-            cols = random_state.choice(k, size=n_samples)
-            steps = random_state.uniform(size=(n_samples, 1))
-            blocks.append(_Block(label, class_idx[rows], class_idx[nns[rows, cols]], steps))
-        return _assemble(X, y, blocks)
+            plans.append(_Plan(label, n_samples, class_idx, nns, class_idx, X.shape[0],
+                               per_sample=per_sample))
+        return _generate(X, y, plans, self.random_state, random_state)

@@ -1,15 +1,20 @@
-"""Batched SMOTE-family interpolation: ``out[i] = X[base[i]] + steps[i] * diff_i``.
+"""SMOTE-family kernels: batched interpolation and the copy of the original rows.
 
-``diff_i = X[nbr[i]] - X[base[i]]`` is computed in the data's dtype, optionally scaled
+``interpolate`` writes ``out[i] = X[base[i]] + steps[i] * diff_i`` with
+``diff_i = X[nbr[i]] - X[base[i]]`` computed in the data's dtype, optionally scaled
 (Borderline-SMOTE-2 shortens the step towards neighbours of another class) and rounded
-back to that dtype, then ``x + step * diff`` is evaluated in double and rounded once at
-the store. This is the rounding sequence of the NumPy expression imbalanced-learn
-evaluates, so the outputs are bit-identical (the build disables FMA contraction).
+back to that dtype; ``x + step * diff`` is evaluated in double and rounded once at the
+store. This is the rounding sequence of the NumPy expression imbalanced-learn evaluates,
+so the outputs are bit-identical (the build disables FMA contraction).
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.string cimport memcpy
 
 from fastimb._kernels._typedefs cimport intp_t
+
+# rows per task of the parallel copy (a few hundred KiB at typical widths)
+cdef intp_t COPY_BLOCK = 4096
 
 
 def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
@@ -40,3 +45,20 @@ def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
                 for j in range(d):
                     diff = X[c, j] - X[b, j]
                     out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
+
+
+def copy_rows(const floating[:, ::1] X,        # IN  (n, d) data
+              floating[:, ::1] out,            # OUT (n, d) first rows of the output
+              int n_threads):
+    """``out[:] = X`` by blocks of rows in parallel (shapes checked by the caller)."""
+    cdef intp_t n = X.shape[0], d = X.shape[1], n_blocks, blk, start, stop
+    if n == 0 or d == 0:
+        return
+    n_blocks = (n + COPY_BLOCK - 1) // COPY_BLOCK
+    with nogil:
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            start = blk * COPY_BLOCK
+            stop = start + COPY_BLOCK
+            if stop > n:
+                stop = n
+            memcpy(&out[start, 0], &X[start, 0], (stop - start) * d * sizeof(floating))
