@@ -173,8 +173,11 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
     scikit-learn's search orders ties by its own traversal (and its brute force, used
     above 15 features, rounds distances through a matrix product, which can also reorder
     near-ties), while fastimb's exact search orders equal distances by increasing index.
-    A new sample may then move towards another (equally near) neighbour: the number of
-    samples, the labels and the distribution are the same, the individual rows are not.
+    A new sample may then move towards another (equally near) neighbour, and for
+    Borderline-SMOTE and ADASYN, which count neighbours of other classes, a tie can also
+    move a sample in or out of danger or change its ADASYN weight (so ADASYN's rounded
+    counts can differ by a few samples). The distribution of the new samples is the
+    same; the individual rows are not.
 
     The output is allocated once at its final size; the new samples are drawn and written
     in chunks of 65536, so no temporary of the output's length is held. Float32 and float64

@@ -191,3 +191,155 @@ def test_interpolate_kernel_rounding_float32():
     diffs = X[nbr] - X[base]
     diffs *= scale[:, None]
     assert_array_equal(out, (X[base] + steps[:, None] * diffs).astype(np.float32))
+
+
+def _same_or_same_error(ours, ref, X, y):
+    """Both succeed with equal outputs, or both raise an exception of the same type."""
+    try:
+        expected = ref.fit_resample(X, y)
+    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+        with pytest.raises(type(exc)):
+            ours.fit_resample(X, y)
+        return exc
+    _assert_same(ours.fit_resample(X, y), expected)
+    return None
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+@pytest.mark.parametrize("seed", ["int", "RandomState", "None"])
+def test_chunked_draws_and_final_random_state(name, params, seed, monkeypatch):
+    # small chunks: every class's draws span several chunks of twin streams
+    import fastimb.over_sampling as fo
+
+    monkeypatch.setattr(fo, "_CHUNK", 97)
+    X, y = make_imbalanced(n_samples=900, n_classes=3, weights=(0.1, 0.3, 0.6))
+    if seed == "int":
+        rs_ours, rs_ref = 4, 4
+    elif seed == "RandomState":
+        rs_ours, rs_ref = np.random.RandomState(4), np.random.RandomState(4)
+    else:
+        rs_ours = rs_ref = None
+    ours = getattr(fastimb, name)(random_state=rs_ours, **params)
+    ref = getattr(imb, name)(random_state=rs_ref, **params)
+    np.random.seed(4)
+    expected = ref.fit_resample(X, y)
+    ref_state = np.random.get_state() if seed == "None" else rs_ref
+    ref_state = ref_state if seed != "RandomState" else rs_ref.get_state()
+    np.random.seed(4)
+    _assert_same(ours.fit_resample(X, y), expected)
+    if seed == "None":   # the global stream ends where imblearn leaves it
+        assert_array_equal(np.random.get_state()[1], ref_state[1])
+        assert np.random.get_state()[2] == ref_state[2]
+    elif seed == "RandomState":
+        assert_array_equal(rs_ours.get_state()[1], ref_state[1])
+        assert rs_ours.get_state()[2] == ref_state[2]
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+@pytest.mark.parametrize("classes", [2, 3])
+def test_matches_imblearn_high_dimension(name, params, classes, dtype):
+    # above 15 features both libraries switch to their brute-force search
+    kw = (dict(n_samples=800) if classes == 2 else
+          dict(n_samples=900, n_classes=3, weights=(0.1, 0.3, 0.6)))
+    X, y = make_imbalanced(n_features=24, dtype=dtype, **kw)
+    ours, ref = _pair(name, params, random_state=7)
+    _assert_same(ours.fit_resample(X, y), ref.fit_resample(X, y))
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+def test_string_labels_and_fortran_input(name, params):
+    X, y = make_imbalanced(n_samples=600, n_classes=3, weights=(0.15, 0.25, 0.6))
+    labels = np.array(["low", "mid", "top"])[y]
+    ours, ref = _pair(name, params, random_state=2)
+    _assert_same(ours.fit_resample(np.asfortranarray(X), labels), ref.fit_resample(X, labels))
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+def test_class_with_one_sample(name, params):
+    X, y = make_imbalanced(n_samples=400, n_classes=3, weights=(0.2, 0.3, 0.5))
+    y = y.copy()
+    y[y == 0] = 1
+    y[np.flatnonzero(y == 1)[0]] = 0                  # class 0: one sample
+    ours, ref = _pair(name, params, random_state=0)
+    exc = _same_or_same_error(ours, ref, X, y)
+    assert exc is None or isinstance(exc, ValueError)
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+def test_duplicated_rows_distribution(name, params):
+    # with exact distance ties the chosen neighbours may differ from imblearn's: check
+    # counts, labels, that new samples are convex combinations of data rows, and the mean
+    X, y = make_imbalanced(n_samples=1500, n_classes=3, weights=(0.15, 0.25, 0.6),
+                           random_state=1)
+    X = np.round(X, 1)                               # many exact ties
+    X[:, 1] = -2.0                                   # a constant feature
+    X = np.vstack([X, X[y == 0][:40]])               # duplicated rows
+    y = np.concatenate([y, y[y == 0][:40]])
+    X0 = X.copy()
+    ours, ref = _pair(name, params, random_state=0)
+    Xo, yo = ours.fit_resample(X, y)
+    Xr, yr = ref.fit_resample(X, y)
+    assert_array_equal(X, X0)
+    counts_o, counts_r = np.bincount(yo), np.bincount(yr)
+    if name == "ADASYN":   # tied neighbours can change the rounded per-sample counts
+        np.testing.assert_allclose(counts_o, counts_r, rtol=0.01)
+    else:
+        assert_array_equal(counts_o, counts_r)
+        assert_array_equal(yo, yr)
+    assert_array_equal(Xo[:X.shape[0]], X)
+    new, new_y = Xo[X.shape[0]:], yo[X.shape[0]:]
+    assert (new[:, 1] == -2.0).all()
+    for label in np.unique(new_y):
+        pts = new[new_y == label]
+        # borderline-2 also moves towards other classes (by less than half the way)
+        src = X if params.get("kind") == "borderline-2" else X[y == label]
+        assert ((pts >= src.min(0) - 1e-12) & (pts <= src.max(0) + 1e-12)).all()
+        ref_pts = Xr[X.shape[0]:][yr[X.shape[0]:] == label]
+        spread = X[y == label].std(0) + 1e-9
+        assert (np.abs(pts.mean(0) - ref_pts.mean(0)) < 0.25 * spread + 0.05).all()
+
+
+def test_adasyn_value_error_when_nothing_to_generate():
+    X, y = make_imbalanced(n_samples=300)
+    minority = np.argmin(np.bincount(y))
+    strategy = {minority: int(np.sum(y == minority)) + 1}   # one sample to spread
+    ours, ref = _pair("ADASYN", {}, random_state=0, sampling_strategy=strategy)
+    exc = _same_or_same_error(ours, ref, X, y)
+    assert exc is None or isinstance(exc, ValueError)
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+def test_fastimb_neighbours_object_and_fitted_attributes(name, params):
+    from fastimb.neighbors import NearestNeighbors
+
+    X, y = make_imbalanced(n_samples=500)
+    key = "n_neighbors" if name == "ADASYN" else "k_neighbors"
+    ours, ref = _pair(name, params, random_state=0)
+    ours.set_params(**{key: NearestNeighbors(n_neighbors=4)})
+    ref.set_params(**{key: SkNN(n_neighbors=4)})
+    _assert_same(ours.fit_resample(X, y), ref.fit_resample(X, y))
+    attrs = {"SMOTE": ["nn_k_"], "ADASYN": ["nn_"],
+             "BorderlineSMOTE": ["nn_k_", "nn_m_", "in_danger_indices"]}[name]
+    for attr in attrs + ["sampling_strategy_", "n_features_in_"]:
+        assert hasattr(ours, attr)
+    assert ours.n_features_in_ == X.shape[1]
+    assert not hasattr(ours, "sample_indices_")
+    assert ours.__sklearn_tags__().sampler_tags.sample_indices is False
+    if name != "BorderlineSMOTE":   # the estimator is fitted last on the class data
+        nn = ours.nn_k_ if name == "SMOTE" else ours.nn_
+        assert nn.n_samples_fit_ == ref.nn_k_.n_samples_fit_ if name == "SMOTE" \
+            else nn.n_samples_fit_ == ref.nn_.n_samples_fit_
+
+
+@pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
+def test_bad_parameters(name, params):
+    X, y = make_imbalanced(n_samples=200)
+    key = "n_neighbors" if name == "ADASYN" else "k_neighbors"
+    for bad in (0, -1, 2.5, "five", object()):
+        with pytest.raises(ValueError, match=key):
+            getattr(fastimb, name)(**params, **{key: bad}).fit_resample(X, y)
+    with pytest.raises(ValueError, match="sampling_strategy"):
+        getattr(fastimb, name)(sampling_strategy="majority", **params).fit_resample(X, y)
+    if name == "BorderlineSMOTE":
+        with pytest.raises(ValueError, match="kind"):
+            fastimb.BorderlineSMOTE(kind="borderline-3").fit_resample(X, y)
