@@ -187,6 +187,8 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
 
 #: new samples drawn and written per pass (bounds the temporaries to a few MiB)
 _CHUNK = 1 << 16
+#: below this many values a kernel call runs on one thread (a parallel region costs more)
+_SERIAL_BELOW = 1 << 15
 
 
 def _neighbors_of(nn, X_fit, X_query):
@@ -299,11 +301,15 @@ def _generate(X, y, plans, seed, random_state=None):
         return _generate_sparse(X, plans, seed, random_state), y_out
 
     out = np.empty((n + n_new, X.shape[1]), dtype=X.dtype)
-    n_threads = effective_n_threads(None)
+    max_threads = effective_n_threads(None)
+
+    def threads(n_values):
+        return 1 if n_values < _SERIAL_BELOW else max_threads
+
     compiled = X.dtype in (np.float32, np.float64)
     if compiled:
         X = np.ascontiguousarray(X)
-        copy_rows(X, out[:n], n_threads)
+        copy_rows(X, out[:n], threads(X.size))
     else:
         out[:n] = X
     no_scale = np.empty(0, dtype=np.float64)
@@ -313,7 +319,7 @@ def _generate(X, y, plans, seed, random_state=None):
             dest = out[pos:pos + base.shape[0]]
             if compiled:
                 interpolate(X, base, nbr, steps, no_scale if scale is None else scale, dest,
-                            n_threads)
+                            threads(dest.size))
             else:
                 _interpolate_numpy(X, base, nbr, steps, scale, dest)
             pos += base.shape[0]

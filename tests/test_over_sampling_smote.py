@@ -99,6 +99,10 @@ def test_pandas_sparse_list_and_user_estimator(name, params):
 
 @pytest.mark.parametrize("name, params", SAMPLERS, ids=IDS)
 def test_threads_and_inputs_untouched(name, params, monkeypatch):
+    import fastimb.over_sampling as fo
+
+    monkeypatch.setattr(fo, "_SERIAL_BELOW", 0)     # parallel kernels even on small data
+    monkeypatch.setattr(fo, "_CHUNK", 300)
     X, y = make_imbalanced(n_samples=800, n_features=20, dtype=np.float32)
     X0, y0 = X.copy(), y.copy()
     outs = []
