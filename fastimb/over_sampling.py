@@ -183,7 +183,13 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
     in chunks of 65536, so no temporary of the output's length is held. Float32 and float64
     data go through a parallel kernel; other numeric dtypes (integers: values truncated
     toward zero, as in imbalanced-learn) through the same NumPy expression imbalanced-learn
-    evaluates. Sparse CSR/CSC input takes a slower path with SciPy's sparse arithmetic."""
+    evaluates. Sparse CSR/CSC input takes a slower path with SciPy's sparse arithmetic.
+
+    Threads: imbalanced-learn 0.14's SMOTE family has no ``n_jobs``; an int neighbour
+    count uses fastimb's neighbour engine and kernels on every core this process may use
+    (``OMP_NUM_THREADS`` and threadpoolctl limits apply). To choose, pass
+    ``fastimb.neighbors.NearestNeighbors(n_neighbors=k + 1, n_jobs=...)``. The output
+    never depends on the number of threads."""
 
 #: new samples drawn and written per pass (bounds the temporaries to a few MiB)
 _CHUNK = 1 << 16
