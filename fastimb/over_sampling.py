@@ -180,7 +180,7 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
     same; the individual rows are not.
 
     The output is allocated once at its final size; the new samples are drawn and written
-    in chunks of 65536, so no temporary of the output's length is held. Float32 and float64
+    in chunks of 32768, so no temporary of the output's length is held. Float32 and float64
     data go through a parallel kernel; other numeric dtypes (integers: values truncated
     toward zero, as in imbalanced-learn) through the same NumPy expression imbalanced-learn
     evaluates. Sparse CSR/CSC input takes a slower path with SciPy's sparse arithmetic.
@@ -191,8 +191,8 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
     ``fastimb.neighbors.NearestNeighbors(n_neighbors=k + 1, n_jobs=...)``. The output
     never depends on the number of threads."""
 
-#: new samples drawn and written per pass (bounds the temporaries to a few MiB)
-_CHUNK = 1 << 16
+#: new samples drawn and written per pass (bounds the temporaries to about 2 MiB)
+_CHUNK = 1 << 15
 #: below this many values a kernel call runs on one thread (a parallel region costs more)
 _SERIAL_BELOW = 1 << 15
 
@@ -637,4 +637,5 @@ class ADASYN(BaseOverSampler):
             nns = _neighbors_of(self.nn_, X_class, X_class)
             plans.append(_Plan(label, n_samples, class_idx, nns, class_idx, X.shape[0],
                                per_sample=per_sample))
+        del nn_all   # free the index over X before the output is allocated
         return _generate(X, y, plans, self.random_state, random_state)
