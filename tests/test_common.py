@@ -1,14 +1,17 @@
-"""imbalanced-learn's and scikit-learn's estimator checks on every fastimb sampler."""
+"""imbalanced-learn's and scikit-learn's estimator checks on fastimb's samplers.
+
+The SMOTE family has its own file (test_common_smote.py), with neighbours objects too.
+"""
 import pytest
-from imblearn.utils.estimator_checks import check_param_validation
+from imblearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_param_validation,
+)
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
 
 from fastimb import (
-    ADASYN,
-    SMOTE,
     SMOTEENN,
-    BorderlineSMOTE,
     EditedNearestNeighbours,
     RandomOverSampler,
     RandomUnderSampler,
@@ -20,10 +23,6 @@ from fastimb import (
 SAMPLERS = [
     RandomOverSampler(random_state=42),
     RandomUnderSampler(random_state=42),
-    SMOTE(random_state=42),
-    ADASYN(random_state=42),
-    BorderlineSMOTE(random_state=42),
-    BorderlineSMOTE(random_state=42, kind="borderline-2"),
     TomekLinks(),
     EditedNearestNeighbours(),
     EditedNearestNeighbours(kind_sel="mode"),
@@ -45,3 +44,8 @@ def test_imblearn_estimator_checks(estimator, check):
 @pytest.mark.parametrize("estimator", SAMPLERS, ids=lambda e: type(e).__name__)
 def test_param_validation(estimator):
     check_param_validation(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("estimator", SAMPLERS, ids=lambda e: type(e).__name__)
+def test_dataframe_column_names_consistency(estimator):
+    check_dataframe_column_names_consistency(type(estimator).__name__, estimator)
