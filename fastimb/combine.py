@@ -5,12 +5,7 @@ from sklearn.base import clone
 from sklearn.utils import check_X_y
 from sklearn.utils._param_validation import HasMethods
 
-from fastimb._docstring import (
-    N_JOBS_DOC,
-    RANDOM_STATE_DOC,
-    SAMPLING_STRATEGY_DOCS,
-    Substitution,
-)
+from fastimb._docstring import N_JOBS_DOC, RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS
 from fastimb._validation import check_target_type
 from fastimb.base import BaseOverSampler
 from fastimb.over_sampling import SMOTE
@@ -47,12 +42,9 @@ class _SMOTEThenClean(BaseOverSampler):
         return cleaner.fit_resample(X_res, y_res)
 
 
-@Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
-              random_state=RANDOM_STATE_DOC, n_jobs=N_JOBS_DOC)
-class SMOTEENN(_SMOTEThenClean):
-    """SMOTE over-sampling, then cleaning with edited nearest neighbours.
+_COMBINED_DOC = """{summary}
 
-    A drop-in for :class:`imblearn.combine.SMOTEENN`: same parameters, attributes and, for
+    A drop-in for :class:`imblearn.combine.{name}`: same parameters, attributes and, for
     the same ``random_state``, the same output on tie-free data.
 
     Parameters
@@ -64,8 +56,8 @@ class SMOTEENN(_SMOTEThenClean):
     smote : sampler object, default=None
         The over-sampler (fastimb's or imbalanced-learn's SMOTE); default
         ``SMOTE(sampling_strategy=sampling_strategy, random_state=random_state)``.
-    enn : sampler object, default=None
-        The cleaner; default ``EditedNearestNeighbours(sampling_strategy='all')``.
+    {cleaner} : sampler object, default=None
+        The cleaner; default ``{cleaner_class}(sampling_strategy='all')``.
 
     {n_jobs}
 
@@ -75,13 +67,27 @@ class SMOTEENN(_SMOTEThenClean):
         The ``sampling_strategy`` parameter as given (as imbalanced-learn sets it).
     smote_ : sampler object
         The fitted over-sampler.
-    enn_ : sampler object
+    {cleaner}_ : sampler object
         The fitted cleaner.
     n_features_in_ : int
         Number of features in the input dataset.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit_resample` (only when all are strings).
     """
+
+
+def _combined_doc(cls):
+    cls.__doc__ = _COMBINED_DOC.format(
+        summary=cls.__doc__.strip(), name=cls.__name__, cleaner=cls._cleaner_param,
+        cleaner_class=cls._default_cleaner.__name__,
+        sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
+        random_state=RANDOM_STATE_DOC, n_jobs=N_JOBS_DOC)
+    return cls
+
+
+@_combined_doc
+class SMOTEENN(_SMOTEThenClean):
+    """SMOTE over-sampling, then cleaning with edited nearest neighbours."""
 
     _cleaner_param = "enn"
     _default_cleaner = EditedNearestNeighbours
@@ -101,41 +107,9 @@ class SMOTEENN(_SMOTEThenClean):
         self.n_jobs = n_jobs
 
 
-@Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],
-              random_state=RANDOM_STATE_DOC, n_jobs=N_JOBS_DOC)
+@_combined_doc
 class SMOTETomek(_SMOTEThenClean):
-    """SMOTE over-sampling, then removal of Tomek links.
-
-    A drop-in for :class:`imblearn.combine.SMOTETomek`: same parameters, attributes and,
-    for the same ``random_state``, the same output on tie-free data.
-
-    Parameters
-    ----------
-    {sampling_strategy}
-
-    {random_state}
-
-    smote : sampler object, default=None
-        The over-sampler (fastimb's or imbalanced-learn's SMOTE); default
-        ``SMOTE(sampling_strategy=sampling_strategy, random_state=random_state)``.
-    tomek : sampler object, default=None
-        The cleaner; default ``TomekLinks(sampling_strategy='all')``.
-
-    {n_jobs}
-
-    Attributes
-    ----------
-    sampling_strategy_ : dict or str
-        The ``sampling_strategy`` parameter as given (as imbalanced-learn sets it).
-    smote_ : sampler object
-        The fitted over-sampler.
-    tomek_ : sampler object
-        The fitted cleaner.
-    n_features_in_ : int
-        Number of features in the input dataset.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during `fit_resample` (only when all are strings).
-    """
+    """SMOTE over-sampling, then removal of Tomek links."""
 
     _cleaner_param = "tomek"
     _default_cleaner = TomekLinks
