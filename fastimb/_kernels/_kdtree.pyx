@@ -194,12 +194,33 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data
 # ---------------------------------------------------------------------------------------
 # queries
 # ---------------------------------------------------------------------------------------
+cdef inline intp_t push_children(const floating* q, const floating* lo, const floating* hi,
+                                 intp_t d, intp_t c1, intp_t* stack_node, double* stack_rd,
+                                 intp_t top) noexcept nogil:
+    """Push both children of a node with their box distances, the nearer one last (so it
+    is visited first); returns the new stack top."""
+    cdef intp_t c2 = c1 + 1
+    cdef double r1 = box_rdist(q, lo + c1 * d, hi + c1 * d, d)
+    cdef double r2 = box_rdist(q, lo + c2 * d, hi + c2 * d, d)
+    if r1 <= r2:
+        stack_node[top] = c2
+        stack_rd[top] = r2
+        stack_node[top + 1] = c1
+        stack_rd[top + 1] = r1
+    else:
+        stack_node[top] = c1
+        stack_rd[top] = r1
+        stack_node[top + 1] = c2
+        stack_rd[top + 1] = r2
+    return top + 2
+
+
 cdef void knn_one(const floating[:, ::1] X, const intp_t* idx, const intp_t* node_start,
                   const intp_t* node_end, const floating* lo, const floating* hi,
                   intp_t n_nodes, const floating* q, intp_t skip, intp_t k,
                   double* hd, intp_t* hi_, intp_t* stack_node, double* stack_rd) noexcept nogil:
-    cdef intp_t d = X.shape[1], top = 0, node, c1, c2, p, j
-    cdef double nrd, r1, r2, dist
+    cdef intp_t d = X.shape[1], top = 0, node, c1, p, j
+    cdef double nrd, dist
     heap_init(hd, hi_, k)
     stack_node[0] = 0
     stack_rd[0] = box_rdist(q, lo, hi, d)
@@ -219,20 +240,7 @@ cdef void knn_one(const floating[:, ::1] X, const intp_t* idx, const intp_t* nod
                 dist = rdist_bounded(q, &X[j, 0], d, hd[0])
                 heap_push(hd, hi_, k, dist, j)
             continue
-        c2 = c1 + 1
-        r1 = box_rdist(q, lo + c1 * d, hi + c1 * d, d)
-        r2 = box_rdist(q, lo + c2 * d, hi + c2 * d, d)
-        if r1 <= r2:   # nearer child pushed last, so it is visited first
-            stack_node[top] = c2
-            stack_rd[top] = r2
-            stack_node[top + 1] = c1
-            stack_rd[top + 1] = r1
-        else:
-            stack_node[top] = c1
-            stack_rd[top] = r1
-            stack_node[top + 1] = c2
-            stack_rd[top + 1] = r2
-        top += 2
+        top = push_children(q, lo, hi, d, c1, stack_node, stack_rd, top)
     heap_sort(hd, hi_, k)
 
 
@@ -291,8 +299,7 @@ cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t*
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
                       intp_t max_count, intp_t* stack_node, double* stack_rd) noexcept nogil:
     """Points strictly within r2 of q, nearer cells first, stopping at max_count."""
-    cdef intp_t d = X.shape[1], top = 1, node, c1, c2, p, j, count = 0
-    cdef double rd1, rd2
+    cdef intp_t d = X.shape[1], top = 1, node, c1, p, j, count = 0
     stack_node[0] = 0
     stack_rd[0] = box_rdist(q, lo, hi, d)
     while top > 0:
@@ -311,20 +318,7 @@ cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t*
                     if count >= max_count:
                         return count
             continue
-        c2 = c1 + 1
-        rd1 = box_rdist(q, lo + c1 * d, hi + c1 * d, d)
-        rd2 = box_rdist(q, lo + c2 * d, hi + c2 * d, d)
-        if rd1 <= rd2:
-            stack_node[top] = c2
-            stack_rd[top] = rd2
-            stack_node[top + 1] = c1
-            stack_rd[top + 1] = rd1
-        else:
-            stack_node[top] = c1
-            stack_rd[top] = rd1
-            stack_node[top + 1] = c2
-            stack_rd[top + 1] = rd2
-        top += 2
+        top = push_children(q, lo, hi, d, c1, stack_node, stack_rd, top)
     return count
 
 
