@@ -224,13 +224,12 @@ def check_sampling_strategy(sampling_strategy, y, sampling_type, **kwargs):
     if sampling_type not in SAMPLING_TYPES:
         raise ValueError(f"'sampling_type' should be one of {SAMPLING_TYPES}. "
                          f"Got '{sampling_type} instead.")
-    n_classes = np.unique(y).size
-    if n_classes <= 1:
+    counts = class_counts(y)  # one pass over y serves every check below
+    if len(counts) <= 1:
         raise ValueError("The target 'y' needs to have more than 1 class. "
-                         f"Got {n_classes} class instead")
+                         f"Got {len(counts)} class instead")
     if sampling_type in ("ensemble", "bypass"):
         return sampling_strategy
-    counts = class_counts(y)
     if isinstance(sampling_strategy, str):
         if sampling_strategy not in STRATEGY_STRINGS:
             raise ValueError(
