@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix_at_thresholds, f1_score, precision_recall_curve
+
+from _timed import TimedClassifier, outside_share
 
 from fastimb.threshold import ThresholdClassifier, best_threshold, threshold_sweep
 
@@ -60,29 +60,6 @@ def test_best_f1_threshold(benchmark, n_rows, impl):
         benchmark.pedantic(grid_best_f1, args=(y, s), rounds=3, iterations=1)
 
 
-class TimedClassifier(ClassifierMixin, BaseEstimator):
-    """A LogisticRegression that adds the time spent in its own fit/predict to a shared
-    counter (class attribute, so clones share it)."""
-
-    spent = [0.0]
-
-    def __init__(self, max_iter=100):
-        self.max_iter = max_iter
-
-    def fit(self, X, y):
-        t0 = time.perf_counter()
-        self.model_ = LogisticRegression(max_iter=self.max_iter).fit(X, y)
-        self.classes_ = self.model_.classes_
-        TimedClassifier.spent[0] += time.perf_counter() - t0
-        return self
-
-    def predict_proba(self, X):
-        t0 = time.perf_counter()
-        p = self.model_.predict_proba(X)
-        TimedClassifier.spent[0] += time.perf_counter() - t0
-        return p
-
-
 @pytest.mark.parametrize("impl", ["fastimb", "sklearn-tuned-cv"])
 def test_threshold_classifier_fit(benchmark, make_data, n_rows, impl):
     from sklearn.model_selection import TunedThresholdClassifierCV
@@ -91,18 +68,8 @@ def test_threshold_classifier_fit(benchmark, make_data, n_rows, impl):
     benchmark.group = f"ThresholdClassifier fit cv=5 n={n_rows} d=20"
     benchmark.extra_info["impl"] = impl
     if impl == "fastimb":
-        make = lambda: ThresholdClassifier(TimedClassifier(), objective="f1", cv=5)  # noqa: E731
+        est = ThresholdClassifier(TimedClassifier(), objective="f1", cv=5)
     else:
-        make = lambda: TunedThresholdClassifierCV(TimedClassifier(), scoring="f1",  # noqa: E731
-                                                  cv=5)
-    shares = []
-
-    def run():
-        TimedClassifier.spent[0] = 0.0
-        t0 = time.perf_counter()
-        make().fit(X, y)
-        total = time.perf_counter() - t0
-        shares.append((total - TimedClassifier.spent[0]) / total)
-
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    benchmark.extra_info["outside_estimator_share"] = float(np.median(shares))
+        est = TunedThresholdClassifierCV(TimedClassifier(), scoring="f1", cv=5)
+    benchmark.extra_info["outside_estimator_share"] = outside_share(
+        benchmark, lambda: est.fit(X, y))

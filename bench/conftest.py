@@ -98,3 +98,15 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_sep("=", "fastimb speed-up over incumbents (medians, same run)")
         for line in lines:
             terminalreporter.write_line(line)
+    extras = []
+    for bench in session.benchmarks:
+        info = {k: v for k, v in bench.extra_info.items()
+                if k != "impl" and isinstance(v, (int, float))}
+        if info:
+            impl = bench.extra_info.get("impl") or bench.params.get("impl")
+            extras.append(f"{bench.group:<55} {impl:<14} " + "  ".join(
+                f"{k}={v:.4g}" for k, v in sorted(info.items())))
+    if extras:
+        terminalreporter.write_sep("=", "fastimb extra measurements")
+        for line in extras:
+            terminalreporter.write_line(line)

@@ -12,14 +12,15 @@ from numbers import Real
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, _fit_context
+from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
+                          OneToOneFeatureMixin, _fit_context)
 from sklearn.preprocessing import label_binarize
 from sklearn.utils import InputTags as _SkInputTags
-from sklearn.utils import TargetTags
+from sklearn.utils import TargetTags, _safe_indexing, get_tags
 from sklearn.utils import Tags as _SkTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, validate_data
+from sklearn.utils.validation import _num_samples, check_consistent_length, validate_data
 
 from fastimb._validation import check_sampling_strategy, check_target_type, check_X_any
 
@@ -274,3 +275,36 @@ class BaseCleaningSampler(BaseSampler):
             callable,
         ],
     }
+
+
+# ---------------------------------------------------------------------------------------
+# classifiers that wrap another estimator (threshold tuning, calibration)
+# ---------------------------------------------------------------------------------------
+def index_fit_params(params, indices, n_samples):
+    """Fit parameters restricted to ``indices`` (those with one value per sample)."""
+    return {k: (_safe_indexing(v, indices) if v is not None and hasattr(v, "__len__")
+                and not isinstance(v, str) and _num_samples(v) == n_samples else v)
+            for k, v in params.items()}
+
+
+class WrappingClassifierMixin(MetaEstimatorMixin, ClassifierMixin):
+    """What fastimb's classifiers around an ``estimator`` share: the wrapped estimator's
+    input tags, the check that ``y`` is given, and its fitted input attributes."""
+
+    def _require_y(self, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None.")
+
+    def _copy_input_attributes(self, fitted):
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(fitted, attr):
+                setattr(self, attr, getattr(fitted, attr))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if getattr(self, "estimator", None) is not None:
+            inner = get_tags(self.estimator).input_tags
+            tags.input_tags.sparse = inner.sparse
+            tags.input_tags.allow_nan = inner.allow_nan
+        return tags

@@ -17,10 +17,9 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context,
-                          clone)
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.model_selection import StratifiedShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing, get_tags, indexable
+from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
@@ -28,6 +27,7 @@ from sklearn.utils.validation import (_num_samples, check_array, check_consisten
                                       check_is_fitted, column_or_1d, has_fit_parameter)
 
 from fastimb._kernels import _threshold
+from fastimb.base import WrappingClassifierMixin, index_fit_params
 from fastimb._plotting import get_axes, thin
 from fastimb._validation import check_sample_weight_nonneg
 
@@ -395,7 +395,9 @@ def threshold_sweep(y_true, y_score, *, pos_label=None, sample_weight=None):
     tp, fp = np.empty(n), np.empty(n)
     n_predicted = np.empty(n, dtype=np.intp)
     if w is None:
-        m = _threshold.sweep_split(np.sort(scores[positive]), np.sort(scores[~positive]),
+        # np.compress: much faster than boolean indexing on an unpredictable mask
+        m = _threshold.sweep_split(np.sort(np.compress(positive, scores)),
+                                   np.sort(np.compress(~positive, scores)),
                                    thresholds, tp, fp, n_predicted)
     else:
         m = _threshold.sweep_order(scores, np.argsort(scores).astype(np.intp, copy=False),
@@ -437,17 +439,10 @@ def _positive_scores(estimator, X, response_method, pos_label):
     return -scores if pos_label == classes[0] else scores
 
 
-def _index_params(params, indices, n_samples):
-    """Fit parameters restricted to ``indices`` (those with one value per sample)."""
-    return {k: (_safe_indexing(v, indices) if v is not None and hasattr(v, "__len__")
-                and not isinstance(v, str) and _num_samples(v) == n_samples else v)
-            for k, v in params.items()}
-
-
 def _fit_and_score(estimator, X, y, train, test, fit_params, response_method, pos_label):
     n = _num_samples(X)
     estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
-                  **_index_params(fit_params, train, n))
+                  **index_fit_params(fit_params, train, n))
     return estimator, _positive_scores(estimator, _safe_indexing(X, test), response_method,
                                        pos_label)
 
@@ -459,7 +454,7 @@ def _estimator_has(attr):
     return check
 
 
-class ThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class ThresholdClassifier(WrappingClassifierMixin, BaseEstimator):
     """A binary classifier whose decision threshold is tuned exactly for an objective.
 
     The threshold is the exact optimum of ``objective`` over every distinct
@@ -570,9 +565,7 @@ class ThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         params = self._objective_params()
         _check_objective(self.objective, params["beta"], self.min_precision, self.min_recall,
                          self.max_alerts)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
-                             "y is None.")
+        self._require_y(y)
         X, y = indexable(X, column_or_1d(y, warn=True))
         check_consistent_length(X, y)
         type_y = type_of_target(y, input_name="y", raise_unknown=True)
@@ -628,9 +621,7 @@ class ThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self._pos_label = pos_label
         if self.store_sweep:
             self.sweep_ = sweep
-        for attr in ("n_features_in_", "feature_names_in_"):
-            if hasattr(self.estimator_, attr):
-                setattr(self, attr, getattr(self.estimator_, attr))
+        self._copy_input_attributes(self.estimator_)
         return self
 
     def predict(self, X):
@@ -661,9 +652,6 @@ class ThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.classifier_tags.multi_class = False
         return tags
 
