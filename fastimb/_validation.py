@@ -82,18 +82,27 @@ def check_X_any(X):
     return check_array(X, dtype=None, accept_sparse=["csr", "csc"], ensure_all_finite=False)
 
 
-def indices_by_class(y):
-    """``(labels, [indices of each label])``: labels as ``np.unique(y)`` gives them, indices
-    ascending. Integer labels of a small range skip the sort ``np.unique`` would do."""
+def encode_labels(y):
+    """``(labels, codes)``: labels as ``np.unique(y)`` gives them and ``codes[i]`` the
+    position of ``y[i]`` among them. Integer labels of a small range take one counting
+    pass instead of the sort ``np.unique`` would do."""
     y = np.asarray(y)
-    if y.dtype.kind in "iu" and y.size:
+    if y.dtype.kind in "biu" and y.size:
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < max(1024, y.size):
-            counts = np.bincount((y - lo).astype(np.intp, copy=False))
-            labels = (np.flatnonzero(counts) + lo).astype(y.dtype)
-            if labels.size <= 16:
-                return labels, [np.flatnonzero(y == c) for c in labels]
-    labels, codes = np.unique(y, return_inverse=True)
+            shifted = (y.astype(np.intp, copy=False) - lo)
+            present = np.bincount(shifted) > 0
+            labels = (np.flatnonzero(present) + lo).astype(y.dtype)
+            return labels, (np.cumsum(present) - 1)[shifted]
+    return np.unique(y, return_inverse=True)
+
+
+def indices_by_class(y):
+    """``(labels, [indices of each label])``: labels as ``np.unique(y)`` gives them, indices
+    ascending."""
+    labels, codes = encode_labels(y)
+    if labels.size <= 16:
+        return labels, [np.flatnonzero(codes == i) for i in range(labels.size)]
     order = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=labels.size))[:-1]
     return labels, np.split(order, bounds)

@@ -24,19 +24,19 @@ from scipy.stats import spearmanr
 from sklearn.base import (BaseEstimator, RegressorMixin, TransformerMixin, _fit_context,
                           clone)
 from sklearn.model_selection import check_cv
-from sklearn.preprocessing import LabelEncoder, label_binarize
 from sklearn.svm import LinearSVC
-from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils import indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (_num_samples, check_array, check_consistent_length,
                                       check_is_fitted, column_or_1d, has_fit_parameter)
 
-from fastimb._kernels import _isotonic
+from fastimb._kernels import _isotonic, _sigmoid
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._plotting import get_axes
 from fastimb.base import WrappingClassifierMixin, index_fit_params
-from fastimb._validation import check_sample_weight_nonneg
+from fastimb._rows import gather_rows
+from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,33 +244,34 @@ class IsotonicRegression(RegressorMixin, TransformerMixin, BaseEstimator):
 # ---------------------------------------------------------------------------------------
 # Platt scaling
 # ---------------------------------------------------------------------------------------
-def _platt_loss(a, b, f, t, w):
-    z = a * f + b                         # P(y=1) = 1 / (1 + exp(z))
-    # -log p = log1p(exp(z)) ; -log(1-p) = log1p(exp(-z)) ; both written stably
-    return np.sum(w * (t * np.logaddexp(0, z) + (1 - t) * np.logaddexp(0, -z)))
-
-
 def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12):
     """Platt's sigmoid ``P(y=1 | s) = 1 / (1 + exp(a s + b))``, fitted by Newton's method
     with backtracking (Lin, Lin and Weng, 2007) on Platt's smoothed targets
     ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)``, as scikit-learn's sigmoid calibration does.
+    Each step evaluates the loss, gradient and Hessian in one compiled parallel pass.
 
     Returns ``(a, b)``.
     """
-    f = np.asarray(scores, dtype=np.float64).ravel()
+    f = np.ascontiguousarray(scores, dtype=np.float64).ravel()
     positive = np.asarray(y) > 0
-    w = np.ones_like(f) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    w = (np.ones_like(f) if sample_weight is None
+         else np.ascontiguousarray(sample_weight, dtype=np.float64))
     n_pos, n_neg = w[positive].sum(), w[~positive].sum()
     t = np.where(positive, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    partial = np.empty((_sigmoid.n_blocks(f.shape[0]), 6))
+    terms = np.empty(6)
+    # one pass is ~1 ms per 100k points: below a million, threads cost more than they save
+    # (and wake up against the BLAS threads of the classifier just fitted)
+    n_threads = effective_n_threads(None) if f.shape[0] >= 1 << 20 else 1
+
+    def evaluate(a, b):
+        _sigmoid.sigmoid_terms(f, t, w, a, b, partial, terms, n_threads)
+        return terms.copy()
+
     a, b = 0.0, math.log((n_neg + 1.0) / (n_pos + 1.0))
-    loss = _platt_loss(a, b, f, t, w)
+    loss, g_a, g_b, h_aa, h_ab, h_bb = evaluate(a, b)
     for _ in range(max_iter):
-        z = a * f + b
-        p = expit(-z)                     # P(y=1)
-        r = w * (t - p)                   # dloss/dz
-        g_a, g_b = r @ f, r.sum()
-        h = w * p * (1 - p)
-        h_aa, h_ab, h_bb = h @ (f * f) + 1e-12, h @ f, h.sum() + 1e-12
+        h_aa, h_bb = h_aa + 1e-12, h_bb + 1e-12
         det = h_aa * h_bb - h_ab * h_ab
         step_a = -(h_bb * g_a - h_ab * g_b) / det
         step_b = -(-h_ab * g_a + h_aa * g_b) / det
@@ -279,13 +280,14 @@ def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12):
             break
         step = 1.0
         while step >= 1e-10:
-            new_loss = _platt_loss(a + step * step_a, b + step * step_b, f, t, w)
-            if new_loss <= loss + 1e-4 * step * decrease:
+            new = evaluate(a + step * step_a, b + step * step_b)
+            if new[0] <= loss + 1e-4 * step * decrease:
                 break
             step /= 2
         else:
             break
-        a, b, loss = a + step * step_a, b + step * step_b, new_loss
+        a, b = a + step * step_a, b + step * step_b
+        loss, g_a, g_b, h_aa, h_ab, h_bb = new
     return a, b
 
 
@@ -344,14 +346,12 @@ class _CalibratedModel:
 def _fit_calibrators(estimator, scores, y_enc, classes, method, sample_weight):
     n_classes = len(classes)
     seen = np.searchsorted(classes, estimator.classes_)
-    targets = label_binarize(y_enc, classes=np.arange(n_classes))
     columns = [1] if n_classes == 2 else list(seen)
     calibrators = []
     for j, col in enumerate(columns):
         cal = (IsotonicRegression(out_of_bounds="clip") if method == "isotonic"
                else _SigmoidCalibrator())
-        target = targets[:, 0] if n_classes == 2 else targets[:, col]
-        cal.fit(scores[:, j], target, sample_weight=sample_weight)
+        cal.fit(scores[:, j], (y_enc == col).astype(np.float64), sample_weight=sample_weight)
         calibrators.append(cal)
     return _CalibratedModel(estimator, calibrators, classes)
 
@@ -361,8 +361,8 @@ def _fit_one_fold(estimator, X, y, y_enc, train, test, classes, method, sample_w
     params = index_fit_params(fit_params, train, _num_samples(X))
     if sample_weight is not None and has_fit_parameter(estimator, "sample_weight"):
         params["sample_weight"] = sample_weight[train]
-    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **params)
-    scores = _class_scores(estimator, _safe_indexing(X, test), len(classes))
+    estimator.fit(gather_rows(X, train), gather_rows(y, train), **params)
+    scores = _class_scores(estimator, gather_rows(X, test), len(classes))
     return _fit_calibrators(estimator, scores, y_enc[test], classes, method,
                             None if sample_weight is None else sample_weight[test])
 
@@ -428,12 +428,10 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
         X, y = indexable(X, column_or_1d(y, warn=True))
         check_consistent_length(X, y)
         check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
+        self.classes_, y_enc = encode_labels(y)
         if self.classes_.shape[0] < 2:
             raise ValueError(f"Classifier can't train when only one class is present: "
                              f"{self.classes_.tolist()}.")
-        y_enc = encoder.transform(y)
         if sample_weight is not None:
             sample_weight = check_sample_weight_nonneg(sample_weight, _num_samples(X))
         estimator = LinearSVC(random_state=0) if self.estimator is None else self.estimator
@@ -456,7 +454,7 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
             else:
                 tests = np.concatenate([test for _, test in splits])
                 scores = np.concatenate([
-                    _class_scores(m.estimator, _safe_indexing(X, test), len(self.classes_))
+                    _class_scores(m.estimator, gather_rows(X, test), len(self.classes_))
                     for m, (_, test) in zip(folds, splits)])
                 params = dict(fit_params)
                 if sample_weight is not None and has_fit_parameter(estimator, "sample_weight"):

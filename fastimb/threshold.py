@@ -19,7 +19,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.model_selection import StratifiedShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils import indexable
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
@@ -29,7 +29,8 @@ from sklearn.utils.validation import (_num_samples, check_array, check_consisten
 from fastimb._kernels import _threshold
 from fastimb.base import WrappingClassifierMixin, index_fit_params
 from fastimb._plotting import get_axes, thin
-from fastimb._validation import check_sample_weight_nonneg
+from fastimb._rows import gather_rows
+from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
 OBJECTIVES = ("f1", "fbeta", "cost", "youden", "gmean", "balanced_accuracy",
               "recall_at_precision", "precision_at_recall", "alert_budget")
@@ -42,14 +43,7 @@ def _two_classes(y, name="y_true"):
     """The two classes of a binary target (sorted), or a ValueError naming the problem.
 
     One pass for small-range integer labels; ``np.unique`` otherwise."""
-    if y.dtype.kind in "biu" and y.size:
-        lo = int(y.min())
-        counts = np.bincount((y - lo).astype(np.intp, copy=False)) if int(y.max()) - lo < 1024 \
-            else None
-        classes = (np.flatnonzero(counts) + lo).astype(y.dtype) if counts is not None \
-            else np.unique(y)
-    else:
-        classes = np.unique(y)
+    classes, _ = encode_labels(y)
     if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
         raise ValueError(f"{name} contains NaN or infinity.")
     if classes.dtype.kind == "f" and np.any(classes != np.round(classes)):
@@ -441,9 +435,9 @@ def _positive_scores(estimator, X, response_method, pos_label):
 
 def _fit_and_score(estimator, X, y, train, test, fit_params, response_method, pos_label):
     n = _num_samples(X)
-    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train),
+    estimator.fit(gather_rows(X, train), gather_rows(y, train),
                   **index_fit_params(fit_params, train, n))
-    return estimator, _positive_scores(estimator, _safe_indexing(X, test), response_method,
+    return estimator, _positive_scores(estimator, gather_rows(X, test), response_method,
                                        pos_label)
 
 
@@ -605,7 +599,7 @@ class ThresholdClassifier(WrappingClassifierMixin, BaseEstimator):
                 for train, test in splits)
             tests = np.concatenate([test for _, test in splits])
             scores = np.concatenate([s for _, s in fitted])
-            y_eval = _safe_indexing(y, tests)
+            y_eval = gather_rows(y, tests)
             w_eval = None if sample_weight is None else sample_weight[tests]
             if self.refit:
                 self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
