@@ -10,6 +10,7 @@ are added in block order, so the result does not depend on the number of threads
 from cython.parallel cimport prange
 from libc.math cimport exp, log1p
 
+from fastimb._kernels._blocks cimport block_stop, n_blocks_of
 from fastimb._kernels._typedefs cimport intp_t
 
 cdef intp_t BLOCK = 16384
@@ -28,9 +29,7 @@ def sigmoid_terms(const double[::1] s,     # IN  (n,) scores
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
             start = blk * BLOCK
-            stop = start + BLOCK
-            if stop > n:
-                stop = n
+            stop = block_stop(blk, BLOCK, n)
             l0 = 0.0
             g0 = 0.0
             g1 = 0.0
@@ -71,4 +70,4 @@ def sigmoid_terms(const double[::1] s,     # IN  (n,) scores
 
 def n_blocks(intp_t n):
     """Rows of the ``partial`` scratch array for ``n`` points."""
-    return max(1, (n + BLOCK - 1) // BLOCK)
+    return n_blocks_of(n, BLOCK)

@@ -11,6 +11,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy
 
+from fastimb._kernels._blocks cimport block_stop, n_blocks_of
 from fastimb._kernels._typedefs cimport intp_t
 
 # rows per task of the parallel copy (a few hundred KiB at typical widths)
@@ -54,11 +55,9 @@ def copy_rows(const floating[:, ::1] X,        # IN  (n, d) data
     cdef intp_t n = X.shape[0], d = X.shape[1], n_blocks, blk, start, stop
     if n == 0 or d == 0:
         return
-    n_blocks = (n + COPY_BLOCK - 1) // COPY_BLOCK
+    n_blocks = n_blocks_of(n, COPY_BLOCK)
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
             start = blk * COPY_BLOCK
-            stop = start + COPY_BLOCK
-            if stop > n:
-                stop = n
+            stop = block_stop(blk, COPY_BLOCK, n)
             memcpy(&out[start, 0], &X[start, 0], (stop - start) * d * sizeof(floating))
