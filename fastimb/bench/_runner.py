@@ -24,6 +24,7 @@ class Case:
     agreement: str = "identical"      # "identical": same arrays; "counts": same class counts
     incumbent_max_rows: int | None = None  # imbalanced-learn is run on a subsample above this
     fastimb_all_rows: bool = True     # also time fastimb alone on all rows when subsampled
+    kind: str = "sampler"             # "sampler" (vs imbalanced-learn) or "kernel" (vs sklearn)
 
 
 CASES = [
@@ -42,7 +43,17 @@ CASES = [
          fastimb_all_rows=False),
     Case("SMOTEENN", "combine", {"random_state": 0}, incumbent_max_rows=50_000,
          fastimb_all_rows=False),
+    # kernels on (score, label) pairs derived from the data (see _scores)
+    Case("threshold_sweep", "threshold", kind="kernel"),
+    Case("best_threshold_f1", "threshold", agreement="f1 >= grid", kind="kernel"),
+    Case("IsotonicRegression", "calibration", agreement="allclose", kind="kernel"),
 ]
+
+INCUMBENTS = {
+    "threshold_sweep": "sklearn confusion_matrix_at_thresholds",
+    "best_threshold_f1": "sklearn 100-threshold F1 grid (TunedThresholdClassifierCV's)",
+    "IsotonicRegression": "sklearn IsotonicRegression fit + predict",
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,28 +164,91 @@ def _make_sampler(impl, case):
     return getattr(module, case.name)(**case.params)
 
 
+def _scores(X, y):
+    """(0/1 labels, scores): the last class against the rest, scored by a fixed random
+    projection through a sigmoid, rounded to 1e-6 so that scores tie as real ones do."""
+    w = np.random.RandomState(0).normal(size=X.shape[1])
+    s = np.round(1.0 / (1.0 + np.exp(-(np.asarray(X, dtype=np.float64) @ w))), 6)
+    return (np.asarray(y) == np.max(y)).astype(np.int64), s
+
+
+def _grid_best_f1(y, s, n_thresholds=100):
+    from sklearn.metrics import f1_score
+
+    grid = np.linspace(s.min(), s.max(), n_thresholds)
+    return max(f1_score(y, (s >= t).astype(np.int64), zero_division=0) for t in grid)
+
+
+def _make_kernel(impl, case):
+    """A function (labels, scores) -> (arrays to digest, value, sample of the output)."""
+    if case.name == "threshold_sweep":
+        if impl == "fastimb":
+            from fastimb.threshold import threshold_sweep
+
+            def run(y, s):
+                sw = threshold_sweep(y, s)
+                return (sw.thresholds, sw.tp, sw.fp), None, None
+        else:
+            from sklearn.metrics import confusion_matrix_at_thresholds
+
+            def run(y, s):
+                _, fps, _, tps, thr = confusion_matrix_at_thresholds(y, s)
+                return (thr, tps, fps), None, None
+    elif case.name == "best_threshold_f1":
+        if impl == "fastimb":
+            from fastimb.threshold import best_threshold
+
+            def run(y, s):
+                return (), best_threshold(y, s, "f1").f1, None
+        else:
+            def run(y, s):
+                return (), _grid_best_f1(y, s), None
+    else:
+        module = importlib.import_module("fastimb.calibration" if impl == "fastimb"
+                                         else "sklearn.isotonic")
+
+        def run(y, s):
+            pred = module.IsotonicRegression(out_of_bounds="clip").fit(s, y).predict(s)
+            return (), None, pred[::997].copy()
+    return run
+
+
 def _child(conn, impl, case, X, y, repeats, budget):
     try:
         times, peak_mib = [], None
+        if case.kind == "kernel":
+            labels_01, scores = _scores(X, y)
         for r in range(repeats):
-            sampler = _make_sampler(impl, case)
+            if case.kind == "kernel":
+                task = _make_kernel(impl, case)
+            else:
+                sampler = _make_sampler(impl, case)
             if r == 0:
                 can_measure = _reset_peak_rss()
                 base_kib = _proc_status_kib("VmRSS")
             t0 = time.perf_counter()
-            X_res, y_res = sampler.fit_resample(X, y)
+            if case.kind == "kernel":
+                arrays, value, sample = task(labels_01, scores)
+            else:
+                X_res, y_res = sampler.fit_resample(X, y)
             times.append(time.perf_counter() - t0)
             if r == 0:
                 hwm = _proc_status_kib("VmHWM")
                 if can_measure and hwm is not None and base_kib is not None:
                     peak_mib = max(0, hwm - base_kib) / 1024
-                labels, counts = np.unique(y_res, return_counts=True)
-                result = {
-                    "digest": _digest(X_res, y_res, getattr(sampler, "sample_indices_", None)),
-                    "counts": {str(k): int(v) for k, v in zip(labels, counts)},
-                    "out_rows": int(y_res.shape[0]),
-                }
-            del X_res, y_res
+                if case.kind == "kernel":
+                    result = {"digest": _digest(*arrays), "value": value, "sample": sample,
+                              "out_rows": int(scores.shape[0])}
+                else:
+                    labels, counts = np.unique(y_res, return_counts=True)
+                    result = {
+                        "digest": _digest(X_res, y_res,
+                                          getattr(sampler, "sample_indices_", None)),
+                        "counts": {str(k): int(v) for k, v in zip(labels, counts)},
+                        "out_rows": int(y_res.shape[0]),
+                    }
+            if case.kind != "kernel":
+                del X_res, y_res
             if sum(times) > budget:
                 break
         result.update(times=times, peak_mib=peak_mib, error=None)
@@ -205,7 +279,7 @@ def measure(impl, case, X, y, repeats, budget):
 # ---------------------------------------------------------------------------------------
 def _available(case):
     try:
-        _make_sampler("fastimb", case)
+        (_make_kernel if case.kind == "kernel" else _make_sampler)("fastimb", case)
         return True
     except (ImportError, AttributeError):
         return False
@@ -247,8 +321,9 @@ def run(rows=1_000_000, features=20, weights=(0.98, 0.02), samplers=None, repeat
         else:
             Xc, yc = X, y
         row = {"sampler": case.name, "rows": int(n_cmp), "features": int(features),
-               "agreement_kind": case.agreement}
-        for impl in ("fastimb", "imblearn"):
+               "agreement_kind": case.agreement,
+               "incumbent_name": INCUMBENTS.get(case.name, f"imblearn {case.name}")}
+        for impl in ("fastimb", "incumbent"):
             log(f"{head}: {impl} on {n_cmp:,} rows ...", end=" ", flush=True)
             res = measure(impl, case, Xc, yc, repeats, budget)
             row[impl] = res
@@ -263,16 +338,26 @@ def run(rows=1_000_000, features=20, weights=(0.98, 0.02), samplers=None, repeat
 
 
 def _summarise(row):
-    ours, ref = row["fastimb"], row["imblearn"]
+    ours, ref = row["fastimb"], row["incumbent"]
     t_ours, t_ref = _median(ours["times"]), _median(ref["times"])
-    row["fastimb_s"], row["imblearn_s"] = t_ours, t_ref
+    row["fastimb_s"], row["incumbent_s"] = t_ours, t_ref
     row["speedup"] = t_ref / t_ours if t_ours and t_ref else None
+    kind = row["agreement_kind"]
     if ours.get("error") or ref.get("error"):
         row["agreement"] = "error: " + (ours.get("error") or ref.get("error"))
-    elif row["agreement_kind"] == "identical":
+    elif kind == "identical":
         row["agreement"] = ("identical" if ours["digest"] == ref["digest"] else
-                            "same class counts, arrays differ" if ours["counts"] == ref["counts"]
+                            "same class counts, arrays differ"
+                            if "counts" in ours and ours["counts"] == ref["counts"]
                             else "DIFFERENT")
+    elif kind == "allclose":
+        row["agreement"] = ("allclose" if np.allclose(ours["sample"], ref["sample"],
+                                                      rtol=1e-9, atol=1e-12)
+                            else "DIFFERENT")
+    elif kind == "f1 >= grid":
+        ok = ours["value"] >= ref["value"] - 1e-12
+        row["agreement"] = (f"F1 {ours['value']:.4f} (exact) vs {ref['value']:.4f} (grid)"
+                            + ("" if ok else " DIFFERENT"))
     else:
         row["agreement"] = "same class counts" if ours["counts"] == ref["counts"] else "DIFFERENT"
     full = row.get("fastimb_full")
@@ -290,12 +375,12 @@ def _fmt(v, spec):
 
 def markdown_table(results, config):
     lines = [
-        f"fastimb vs imbalanced-learn — {config.get('data', 'synthetic')} data, "
+        f"fastimb vs imbalanced-learn / scikit-learn — {config.get('data', 'synthetic')} data, "
         f"{config['rows']:,} rows x {config['features']} features, class weights {config['weights']}, {config['threads']} thread(s), "
         f"median of up to {config['repeats']} runs",
         "",
-        "| sampler | rows compared | fastimb (s) | imblearn (s) | speed-up | fastimb peak (MiB)"
-        " | imblearn peak (MiB) | agreement | fastimb on all rows (s) |",
+        "| sampler / kernel | rows compared | fastimb (s) | incumbent (s) | speed-up |"
+        " fastimb peak (MiB) | incumbent peak (MiB) | agreement | fastimb on all rows (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
@@ -304,17 +389,24 @@ def markdown_table(results, config):
             continue
         lines.append(
             f"| {r['sampler']} | {r['rows']:,} | {_fmt(r['fastimb_s'], '.3f')} | "
-            f"{_fmt(r['imblearn_s'], '.3f')} | {_fmt(r['speedup'], '.1f')}x | "
+            f"{_fmt(r['incumbent_s'], '.3f')} | {_fmt(r['speedup'], '.1f')}x | "
             f"{_fmt(r['fastimb'].get('peak_mib'), '.0f')} | "
-            f"{_fmt(r['imblearn'].get('peak_mib'), '.0f')} | {r['agreement']} | "
+            f"{_fmt(r['incumbent'].get('peak_mib'), '.0f')} | {r['agreement']} | "
             f"{_fmt(r['fastimb_full_s'], '.3f')} |"
         )
     if any(r.get("rows", config["rows"]) < config["rows"] for r in results if r.get("rows")):
         lines += ["", "Samplers with fewer rows compared: imbalanced-learn would take too long "
                   "on all rows, so both ran on the same stratified subsample; the last column "
                   "times fastimb on all rows."]
-    lines += ["", "Peak memory: the largest resident set during one fit_resample, above what "
-              "the process held before it (the data)."]
+    lines += ["", "Peak memory: the largest resident set during one fit_resample (or kernel "
+              "call), above what the process held before it (the data)."]
+    kernels = [r["sampler"] for r in results if r["sampler"] in INCUMBENTS]
+    if kernels:
+        lines += ["", "Samplers are compared with imbalanced-learn's class of the same name. "
+                  "Kernels run on (label, score) pairs from the data (the last class against "
+                  "the rest, a fixed random projection through a sigmoid, rounded to 1e-6); "
+                  "their incumbents: " + "; ".join(f"{k}: {INCUMBENTS[k]}" for k in kernels)
+                  + "."]
     return "\n".join(lines) + "\n"
 
 
