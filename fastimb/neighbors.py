@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
 from fastimb._kernels import _brute, _kdtree
+from fastimb._kernels._gather import take_rows
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._validation import check_float_X
 
@@ -56,19 +57,25 @@ class _KDTreeIndex:
         self.node_end = np.zeros(n_nodes, dtype=np.intp)
         self.node_lo = np.zeros((n_nodes, d), dtype=X.dtype)
         self.node_hi = np.zeros((n_nodes, d), dtype=X.dtype)
+        self.split_dim = np.zeros(n_nodes, dtype=np.intp)
+        self.split_val = np.zeros(n_nodes, dtype=X.dtype)
         _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
-                      self.node_hi, n_threads)
+                      self.node_hi, self.split_dim, self.split_val, n_threads)
+        # the data in tree order: a leaf's points are contiguous for the queries
+        self.Xt = np.empty_like(X)
+        take_rows(X, self.idx, self.Xt, n_threads)
 
     def knn(self, Q, k, skip, squared, n_threads):
         dist = np.empty((Q.shape[0], k), dtype=np.float64)
         ind = np.empty((Q.shape[0], k), dtype=np.intp)
-        _kdtree.query_knn(self.X, self.idx, self.node_start, self.node_end, self.node_lo,
-                          self.node_hi, Q, skip, dist, ind, squared, n_threads)
+        _kdtree.query_knn(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
+                          self.node_hi, self.split_dim, self.split_val, Q, skip, dist, ind,
+                          squared, n_threads)
         return dist, ind
 
     def count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        _kdtree.count_within(self.X, self.idx, self.node_start, self.node_end, self.node_lo,
+        _kdtree.count_within(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
                              self.node_hi, Q, radius2, skip, max_count, out, n_threads)
         return out
 

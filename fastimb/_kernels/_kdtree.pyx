@@ -4,6 +4,8 @@ The tree is an implicit complete binary tree of ``n_nodes = 2**n_levels - 1`` no
 ``i`` has children ``2i+1`` and ``2i+2`` and covers ``idx[node_start[i]:node_end[i]]``.
 Every node is split at the median of its widest bounding-box dimension, so leaves hold at
 most ``leaf_size`` points. All arrays are allocated by the Python caller and filled here.
+Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy the caller makes after
+the build), so a leaf's points are contiguous in memory.
 
 Distances are squared Euclidean ("rdist"), accumulated in double in feature order by one
 inline function, so every query in this module computes bit-identical values for the same
@@ -11,12 +13,15 @@ pair of points. Tie rule: at equal distance the lower index comes first.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
+from libc.math cimport fmax, sqrt
 from libc.stdlib cimport free, malloc
 
-from fastimb._kernels._distance cimport rdist_bounded
+from fastimb._kernels._distance cimport rdist, rdist_bounded
 from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
+
+# leaf scans sum every dimension up to this width (measured faster than stopping early)
+cdef intp_t FULL_SUM_MAX_D = 16
 
 
 cdef inline double box_rdist(const floating* q, const floating* lo, const floating* hi,
@@ -25,12 +30,9 @@ cdef inline double box_rdist(const floating* q, const floating* lo, const floati
     cdef double acc = 0.0, t
     cdef intp_t j
     for j in range(d):
-        if q[j] < lo[j]:
-            t = <double>lo[j] - <double>q[j]
-            acc = acc + t * t
-        elif q[j] > hi[j]:
-            t = <double>q[j] - <double>hi[j]
-            acc = acc + t * t
+        # branch-free: at most one of the two terms is non-zero (lo <= hi)
+        t = fmax(<double>lo[j] - <double>q[j], 0.0) + fmax(<double>q[j] - <double>hi[j], 0.0)
+        acc = acc + t * t
     return acc
 
 
@@ -72,7 +74,8 @@ cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept no
 
 
 cdef int split_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t* node_start,
-                    intp_t* node_end, floating* lo, floating* hi, intp_t d) noexcept nogil:
+                    intp_t* node_end, floating* lo, floating* hi, intp_t d,
+                    intp_t* split_dim, floating* split_val) noexcept nogil:
     """Split a node at the median of the widest side of its cell; the children's cells are
     the parent's cut at the median value (tightened after the build)."""
     cdef intp_t start = node_start[node], end = node_end[node], n = end - start
@@ -95,6 +98,8 @@ cdef int split_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t* 
         select_nth(key, idx + start, n, mid - start)
         free(key)
     cut = X[idx[mid], dim] if n > 0 else lo[node * d + dim]
+    split_dim[node] = dim
+    split_val[node] = cut
     for j in range(d):
         lo[c1 * d + j] = lo[node * d + j]
         hi[c1 * d + j] = hi[node * d + j]
@@ -144,6 +149,8 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data
           intp_t[::1] node_end,          # OUT (n_nodes,)
           floating[:, ::1] node_lo,      # OUT (n_nodes, d) bounding-box minima
           floating[:, ::1] node_hi,      # OUT (n_nodes, d) bounding-box maxima
+          intp_t[::1] split_dim,         # OUT (n_nodes,) cut dimension of internal nodes
+          floating[::1] split_val,       # OUT (n_nodes,) cut value: left <= cut <= right
           int n_threads):
     """Fill the tree arrays. Nodes of one level are split in parallel; the result does
     not depend on the thread count. Boxes end tight (leaves scanned, parents united)."""
@@ -171,7 +178,8 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data
             for node in prange(level_first, level_first + level_size, schedule="dynamic",
                                num_threads=n_threads):
                 if split_node(X, &idx[0], node, &node_start[0], &node_end[0],
-                              &node_lo[0, 0], &node_hi[0, 0], d) != 0:
+                              &node_lo[0, 0], &node_hi[0, 0], d, &split_dim[0],
+                              &split_val[0]) != 0:
                     p_status[0] = -1
             level_first = level_first + level_size
             level_size = level_size * 2
@@ -215,41 +223,79 @@ cdef inline intp_t push_children(const floating* q, const floating* lo, const fl
     return top + 2
 
 
-cdef void knn_one(const floating[:, ::1] X, const intp_t* idx, const intp_t* node_start,
-                  const intp_t* node_end, const floating* lo, const floating* hi,
-                  intp_t n_nodes, const floating* q, intp_t skip, intp_t k,
-                  double* hd, intp_t* hi_, intp_t* stack_node, double* stack_rd) noexcept nogil:
-    cdef intp_t d = X.shape[1], top = 0, node, c1, p, j
-    cdef double nrd, dist
-    heap_init(hd, hi_, k)
-    stack_node[0] = 0
-    stack_rd[0] = box_rdist(q, lo, hi, d)
-    top = 1
-    while top > 0:
-        top -= 1
-        node = stack_node[top]
-        nrd = stack_rd[top]
-        if nrd > hd[0]:
-            continue
-        c1 = 2 * node + 1
-        if c1 >= n_nodes:
-            for p in range(node_start[node], node_end[node]):
-                j = idx[p]
-                if j == skip:
-                    continue
-                dist = rdist_bounded(q, &X[j, 0], d, hd[0])
-                heap_push(hd, hi_, k, dist, j)
-            continue
-        top = push_children(q, lo, hi, d, c1, stack_node, stack_rd, top)
-    heap_sort(hd, hi_, k)
+cdef struct Tree:
+    # the read-only tree arrays, bundled for the recursive search
+    intp_t d
+    intp_t n_nodes
+    const intp_t* idx
+    const intp_t* node_start
+    const intp_t* node_end
+    const intp_t* split_dim
 
 
-def query_knn(const floating[:, ::1] X,          # IN  (n, d) tree data
+cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
+                    const floating* hi, const floating* split_val, const floating* q,
+                    intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
+                    intp_t node, double rd) noexcept nogil:
+    """Depth-first search below ``node``, whose cell lies ``rd`` (squared) from q. The
+    far child's cell distance is updated in O(1) from the cut (Arya and Mount's
+    incremental distance; ``off`` holds q's offset from the current cell per dimension);
+    a leaf is checked against its tight box before its points are scanned."""
+    cdef intp_t d = t.d, c1 = 2 * node + 1, near, far, dim, p, j
+    cdef double old, new, rd_far, dist
+    if c1 >= t.n_nodes:
+        if box_rdist(q, lo + node * d, hi + node * d, d) > hd[0]:
+            return
+        for p in range(t.node_start[node], t.node_end[node]):
+            j = t.idx[p]
+            if j == skip:
+                continue
+            # a full sum beats an early exit at these widths (no branch per dimension)
+            dist = rdist(q, &Xt[p, 0], d) if d <= FULL_SUM_MAX_D else \
+                rdist_bounded(q, &Xt[p, 0], d, hd[0])
+            heap_push(hd, hind, k, dist, j)
+        return
+    dim = t.split_dim[node]
+    new = <double>q[dim] - <double>split_val[node]
+    if new <= 0:
+        near = c1
+        far = c1 + 1
+    else:
+        near = c1 + 1
+        far = c1
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, near, rd)
+    old = off[dim]
+    rd_far = rd - old * old + new * new
+    if rd_far <= hd[0]:
+        off[dim] = new
+        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, far, rd_far)
+        off[dim] = old
+
+
+cdef void knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
+                  const floating* hi, const floating* split_val, const floating* q,
+                  intp_t skip, intp_t k, double* hd, intp_t* hind,
+                  double* off) noexcept nogil:
+    cdef intp_t j
+    cdef double rd = 0.0
+    heap_init(hd, hind, k)
+    for j in range(t.d):  # offsets from the root's box
+        off[j] = fmax(<double>lo[j] - <double>q[j], 0.0) - \
+            fmax(<double>q[j] - <double>hi[j], 0.0)
+        rd = rd + off[j] * off[j]
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, 0, rd)
+    heap_sort(hd, hind, k)
+
+
+def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order: row p
+                                                 #     is point idx[p] (leaves contiguous)
               const intp_t[::1] idx,             # IN  tree arrays (see build)
               const intp_t[::1] node_start,
               const intp_t[::1] node_end,
               const floating[:, ::1] node_lo,
               const floating[:, ::1] node_hi,
+              const intp_t[::1] split_dim,
+              const floating[::1] split_val,
               const floating[:, ::1] Q,          # IN  (m, d) query points
               const intp_t[::1] skip,            # IN  (m,) index never returned for q, or -1
               double[:, ::1] out_dist,           # OUT (m, k) distances (not squared)
@@ -257,49 +303,51 @@ def query_knn(const floating[:, ::1] X,          # IN  (n, d) tree data
               bint squared,                      # IN  return squared distances
               int n_threads):
     """Exact k nearest neighbours of every row of Q (k = out_ind.shape[1])."""
-    cdef intp_t m = Q.shape[0], k = out_ind.shape[1], n_nodes = node_start.shape[0]
-    cdef intp_t qi, j, depth = 2 * 64 + 4
+    cdef intp_t m = Q.shape[0], d = Q.shape[1], k = out_ind.shape[1]
+    cdef intp_t qi, j
+    cdef Tree tree
     cdef double* hd
     cdef intp_t* hind
-    cdef intp_t* stack_node
-    cdef double* stack_rd
+    cdef double* off
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     hd = NULL
     hind = NULL
-    stack_node = NULL
-    stack_rd = NULL
+    off = NULL
     if m == 0 or k == 0:
         return
+    tree.d = d
+    tree.n_nodes = node_start.shape[0]
+    tree.idx = &idx[0]
+    tree.node_start = &node_start[0]
+    tree.node_end = &node_end[0]
+    tree.split_dim = &split_dim[0]
     with nogil, parallel(num_threads=n_threads):
         hd = <double*> malloc(k * sizeof(double))
         hind = <intp_t*> malloc(k * sizeof(intp_t))
-        stack_node = <intp_t*> malloc(depth * sizeof(intp_t))
-        stack_rd = <double*> malloc(depth * sizeof(double))
-        if hd == NULL or hind == NULL or stack_node == NULL or stack_rd == NULL:
+        off = <double*> malloc(d * sizeof(double))
+        if hd == NULL or hind == NULL or off == NULL:
             p_failed[0] = 1
         else:
             for qi in prange(m, schedule="static", chunksize=64):
-                knn_one(X, &idx[0], &node_start[0], &node_end[0], &node_lo[0, 0],
-                        &node_hi[0, 0], n_nodes, &Q[qi, 0], skip[qi], k, hd, hind,
-                        stack_node, stack_rd)
+                knn_one(&tree, Xt, &node_lo[0, 0], &node_hi[0, 0], &split_val[0], &Q[qi, 0],
+                        skip[qi], k, hd, hind, off)
                 for j in range(k):
                     out_dist[qi, j] = hd[j] if squared else sqrt(hd[j])
                     out_ind[qi, j] = hind[j]
         free(hd)
         free(hind)
-        free(stack_node)
-        free(stack_rd)
+        free(off)
     if failed:
         raise MemoryError("k-NN query: out of memory for per-thread buffers")
 
 
-cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t* node_start,
+cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t* node_start,
                       const intp_t* node_end, const floating* lo, const floating* hi,
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
                       intp_t max_count, intp_t* stack_node, double* stack_rd) noexcept nogil:
     """Points strictly within r2 of q, nearer cells first, stopping at max_count."""
-    cdef intp_t d = X.shape[1], top = 1, node, c1, p, j, count = 0
+    cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, j, count = 0
     stack_node[0] = 0
     stack_rd[0] = box_rdist(q, lo, hi, d)
     while top > 0:
@@ -313,7 +361,7 @@ cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t*
                 j = idx[p]
                 if j == skip:
                     continue
-                if rdist_bounded(q, &X[j, 0], d, r2) < r2:
+                if rdist_bounded(q, &Xt[p, 0], d, r2) < r2:
                     count += 1
                     if count >= max_count:
                         return count
@@ -322,7 +370,7 @@ cdef intp_t count_one(const floating[:, ::1] X, const intp_t* idx, const intp_t*
     return count
 
 
-def count_within(const floating[:, ::1] X,        # IN  (n, d) tree data
+def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree order
                  const intp_t[::1] idx,           # IN  tree arrays (see build)
                  const intp_t[::1] node_start,
                  const intp_t[::1] node_end,
@@ -351,7 +399,7 @@ def count_within(const floating[:, ::1] X,        # IN  (n, d) tree data
             p_failed[0] = 1
         else:
             for qi in prange(m, schedule="dynamic", chunksize=64):
-                out_count[qi] = count_one(X, &idx[0], &node_start[0], &node_end[0],
+                out_count[qi] = count_one(Xt, &idx[0], &node_start[0], &node_end[0],
                                           &node_lo[0, 0], &node_hi[0, 0], n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
                                           stack_node, stack_rd)
