@@ -5,7 +5,9 @@ scikit-learn's for what samplers use (``fit``, ``kneighbors``, ``kneighbors_grap
 can also be handed to imbalanced-learn samplers. Two exact engines sit behind it:
 
 * a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits,
-  parallel build by tree level, parallel queries over query points;
+  parallel build by tree level, the data copied in tree order (a leaf's points contiguous),
+  depth-first queries with incremental cell distances (Arya-Mount) and a tight-box check
+  per leaf, parallel over query points;
 * blocked brute force (``fastimb._kernels._brute``) for higher dimensions: BLAS gemm on
   ``||q||^2 - 2 q.x + ||x||^2`` per block, k-selection fused after each block, exact
   re-ranking of the candidates, parallel over query blocks with BLAS single-threaded.
