@@ -5,6 +5,7 @@
 plain arrays, and gives the result back in the caller's container type (NumPy, pandas,
 list, sparse), exactly as imbalanced-learn's samplers do.
 """
+import warnings
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from sklearn.utils import TargetTags, _safe_indexing, get_tags
 from sklearn.utils import Tags as _SkTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _num_samples, check_consistent_length, validate_data
+from sklearn.utils.validation import (_num_samples, check_consistent_length, column_or_1d,
+                                      has_fit_parameter, validate_data)
 
-from fastimb._validation import check_sampling_strategy, check_target_type, check_X_any
+from fastimb._rows import gather_rows
+from fastimb._validation import (check_sample_weight_nonneg, check_sampling_strategy,
+                                 check_target_type, check_X_any)
 
 __all__ = [
     "BaseSampler",
@@ -287,14 +291,37 @@ def index_fit_params(params, indices, n_samples):
             for k, v in params.items()}
 
 
+def fit_on_rows(estimator, X, y, rows, fit_params):
+    """``estimator`` fitted on the rows ``rows`` of X and y (per-sample fit parameters
+    restricted to them too)."""
+    return estimator.fit(gather_rows(X, rows), gather_rows(y, rows),
+                         **index_fit_params(fit_params, rows, _num_samples(X)))
+
+
 class WrappingClassifierMixin(MetaEstimatorMixin, ClassifierMixin):
     """What fastimb's classifiers around an ``estimator`` share: the wrapped estimator's
-    input tags, the check that ``y`` is given, and its fitted input attributes."""
+    input tags, the check of ``y``, the routing of ``sample_weight`` and the fitted input
+    attributes."""
 
-    def _require_y(self, y):
+    def _check_target(self, y):
+        """``y`` as a 1-D array (a column vector warns, as scikit-learn does)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              "y is None.")
+        return column_or_1d(y, warn=True)
+
+    def _route_sample_weight(self, estimator, sample_weight, n_samples, fit_params):
+        """``(weights, fit_params)``: the checked weights (or None), also added to the fit
+        parameters when ``estimator.fit`` takes them (with a warning otherwise)."""
+        if sample_weight is None:
+            return None, fit_params
+        sample_weight = check_sample_weight_nonneg(sample_weight, n_samples)
+        if has_fit_parameter(estimator, "sample_weight"):
+            return sample_weight, {**fit_params, "sample_weight": sample_weight}
+        warnings.warn(f"{type(estimator).__name__}.fit does not take sample_weight; the "
+                      f"weights are used by {type(self).__name__} only.", UserWarning,
+                      stacklevel=3)
+        return sample_weight, fit_params
 
     def _copy_input_attributes(self, fitted):
         for attr in ("n_features_in_", "feature_names_in_"):

@@ -29,12 +29,12 @@ from sklearn.utils import indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (_num_samples, check_array, check_consistent_length,
-                                      check_is_fitted, column_or_1d, has_fit_parameter)
+                                      check_is_fitted, column_or_1d)
 
 from fastimb._kernels import _isotonic, _sigmoid
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._plotting import get_axes
-from fastimb.base import WrappingClassifierMixin, index_fit_params
+from fastimb.base import WrappingClassifierMixin, fit_on_rows
 from fastimb._rows import gather_rows
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
@@ -42,9 +42,10 @@ from fastimb._validation import check_sample_weight_nonneg, encode_labels
 # ---------------------------------------------------------------------------------------
 # isotonic regression
 # ---------------------------------------------------------------------------------------
-def _pav(y, w, increasing):
-    """Monotone weighted least-squares fit of ``y`` (float64 copy), weights ``w`` > 0."""
-    fit = np.array(y, dtype=np.float64)
+def _pav(y, w, increasing, copy=True):
+    """Monotone weighted least-squares fit of ``y`` (a float64 copy unless ``copy=False``
+    and ``y`` already is a float64 array of the caller's own), weights ``w`` > 0."""
+    fit = np.array(y, dtype=np.float64, copy=copy)
     n = fit.shape[0]
     _isotonic.pav_inplace(fit, np.ascontiguousarray(w, dtype=np.float64), bool(increasing),
                           np.empty(n), np.empty(n), np.empty(n, dtype=np.intp))
@@ -76,8 +77,6 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=[np.float64, np.float32],
                                  input_name="y"))
     w = check_sample_weight_nonneg(sample_weight, y.shape[0])
-    if y.shape[0] == 0:
-        return y.copy()
     positive = w > 0
     if not positive.any():
         raise ValueError("sample_weight must have at least one positive weight.")
@@ -89,10 +88,15 @@ def isotonic_regression(y, *, sample_weight=None, y_min=None, y_max=None, increa
         # each zero-weight point copies the nearest positive-weight point before it
         owner = np.maximum(np.searchsorted(where, np.arange(y.shape[0]), side="right") - 1, 0)
         fit = sub[owner]
+    _clip(fit, y_min, y_max)
+    return fit.astype(y.dtype, copy=False)
+
+
+def _clip(fit, y_min, y_max):
+    """Clip ``fit`` in place to the optional bounds."""
     if y_min is not None or y_max is not None:
         np.clip(fit, -np.inf if y_min is None else y_min, np.inf if y_max is None else y_max,
                 out=fit)
-    return fit.astype(y.dtype, copy=False)
 
 
 def check_increasing(x, y):
@@ -191,10 +195,8 @@ class IsotonicRegression(RegressorMixin, TransformerMixin, BaseEstimator):
             if not keep.all():
                 X, y, w = X[keep], y[keep], w[keep]
         xs, ys, ws = _pool_ties(X, y, w)
-        fit = _pav(ys, ws, self.increasing_)
-        if self.y_min is not None or self.y_max is not None:
-            np.clip(fit, -np.inf if self.y_min is None else self.y_min,
-                    np.inf if self.y_max is None else self.y_max, out=fit)
+        fit = _pav(ys, ws, self.increasing_, copy=False)
+        _clip(fit, self.y_min, self.y_max)
         fit = fit.astype(X.dtype, copy=False)
         self.X_min_, self.X_max_ = xs[0], xs[-1]
         # keep the ends and every knot where the fit changes on either side
@@ -356,15 +358,10 @@ def _fit_calibrators(estimator, scores, y_enc, classes, method, sample_weight):
     return _CalibratedModel(estimator, calibrators, classes)
 
 
-def _fit_one_fold(estimator, X, y, y_enc, train, test, classes, method, sample_weight,
-                  fit_params):
-    params = index_fit_params(fit_params, train, _num_samples(X))
-    if sample_weight is not None and has_fit_parameter(estimator, "sample_weight"):
-        params["sample_weight"] = sample_weight[train]
-    estimator.fit(gather_rows(X, train), gather_rows(y, train), **params)
-    scores = _class_scores(estimator, gather_rows(X, test), len(classes))
-    return _fit_calibrators(estimator, scores, y_enc[test], classes, method,
-                            None if sample_weight is None else sample_weight[test])
+def _fit_one_fold(estimator, X, y, train, test, n_classes, fit_params):
+    """The estimator fitted on ``train`` and its scores on ``test``."""
+    fit_on_rows(estimator, X, y, train, fit_params)
+    return estimator, _class_scores(estimator, gather_rows(X, test), n_classes)
 
 
 def _is_frozen(estimator):
@@ -424,45 +421,41 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Fit the classifier(s) and the calibrators."""
-        self._require_y(y)
-        X, y = indexable(X, column_or_1d(y, warn=True))
+        X, y = indexable(X, self._check_target(y))
         check_consistent_length(X, y)
         check_classification_targets(y)
         self.classes_, y_enc = encode_labels(y)
-        if self.classes_.shape[0] < 2:
+        n_classes = self.classes_.shape[0]
+        if n_classes < 2:
             raise ValueError(f"Classifier can't train when only one class is present: "
                              f"{self.classes_.tolist()}.")
-        if sample_weight is not None:
-            sample_weight = check_sample_weight_nonneg(sample_weight, _num_samples(X))
         estimator = LinearSVC(random_state=0) if self.estimator is None else self.estimator
-        prefit = self.cv == "prefit" or _is_frozen(estimator)
-        if prefit:
+        sample_weight, fit_params = self._route_sample_weight(
+            estimator, sample_weight, _num_samples(X), fit_params)
+
+        def calibrate(fitted, scores, rows):
+            return _fit_calibrators(fitted, scores, y_enc[rows], self.classes_, self.method,
+                                    None if sample_weight is None else sample_weight[rows])
+
+        if self.cv == "prefit" or _is_frozen(estimator):
             check_is_fitted(estimator)
-            scores = _class_scores(estimator, X, len(self.classes_))
-            self.calibrated_classifiers_ = [_fit_calibrators(
-                estimator, scores, y_enc, self.classes_, self.method, sample_weight)]
+            self.calibrated_classifiers_ = [calibrate(
+                estimator, _class_scores(estimator, X, n_classes), slice(None))]
         else:
             splits = list(check_cv(5 if self.cv is None else self.cv, y,
                                    classifier=True).split(X, y))
-            ensemble = self.ensemble in (True, "auto")
             folds = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_one_fold)(clone(estimator), X, y, y_enc, train, test,
-                                       self.classes_, self.method, sample_weight, fit_params)
+                delayed(_fit_one_fold)(clone(estimator), X, y, train, test, n_classes,
+                                       fit_params)
                 for train, test in splits)
-            if ensemble:
-                self.calibrated_classifiers_ = folds
+            if self.ensemble in (True, "auto"):
+                self.calibrated_classifiers_ = [calibrate(fitted, scores, test) for
+                                                (fitted, scores), (_, test) in zip(folds, splits)]
             else:
-                tests = np.concatenate([test for _, test in splits])
-                scores = np.concatenate([
-                    _class_scores(m.estimator, gather_rows(X, test), len(self.classes_))
-                    for m, (_, test) in zip(folds, splits)])
-                params = dict(fit_params)
-                if sample_weight is not None and has_fit_parameter(estimator, "sample_weight"):
-                    params["sample_weight"] = sample_weight
-                full = clone(estimator).fit(X, y, **params)
-                self.calibrated_classifiers_ = [_fit_calibrators(
-                    full, scores, y_enc[tests], self.classes_, self.method,
-                    None if sample_weight is None else sample_weight[tests])]
+                self.calibrated_classifiers_ = [calibrate(
+                    clone(estimator).fit(X, y, **fit_params),
+                    np.concatenate([scores for _, scores in folds]),
+                    np.concatenate([test for _, test in splits]))]
         self._copy_input_attributes(self.calibrated_classifiers_[0].estimator)
         return self
 
@@ -600,8 +593,7 @@ class PriorCorrectedClassifier(WrappingClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Fit the estimator and read the two priors."""
-        self._require_y(y)
-        y = column_or_1d(y, warn=True)
+        y = self._check_target(y)
         check_classification_targets(y)
         if sample_weight is not None:
             sample_weight = check_sample_weight_nonneg(sample_weight, y.shape[0])

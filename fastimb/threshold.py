@@ -24,10 +24,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, St
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (_num_samples, check_array, check_consistent_length,
-                                      check_is_fitted, column_or_1d, has_fit_parameter)
+                                      check_is_fitted, column_or_1d)
 
 from fastimb._kernels import _threshold
-from fastimb.base import WrappingClassifierMixin, index_fit_params
+from fastimb.base import WrappingClassifierMixin, fit_on_rows
 from fastimb._plotting import get_axes, thin
 from fastimb._rows import gather_rows
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
@@ -434,9 +434,7 @@ def _positive_scores(estimator, X, response_method, pos_label):
 
 
 def _fit_and_score(estimator, X, y, train, test, fit_params, response_method, pos_label):
-    n = _num_samples(X)
-    estimator.fit(gather_rows(X, train), gather_rows(y, train),
-                  **index_fit_params(fit_params, train, n))
+    fit_on_rows(estimator, X, y, train, fit_params)
     return estimator, _positive_scores(estimator, gather_rows(X, test), response_method,
                                        pos_label)
 
@@ -559,8 +557,7 @@ class ThresholdClassifier(WrappingClassifierMixin, BaseEstimator):
         params = self._objective_params()
         _check_objective(self.objective, params["beta"], self.min_precision, self.min_recall,
                          self.max_alerts)
-        self._require_y(y)
-        X, y = indexable(X, column_or_1d(y, warn=True))
+        X, y = indexable(X, self._check_target(y))
         check_consistent_length(X, y)
         type_y = type_of_target(y, input_name="y", raise_unknown=True)
         if type_y != "binary":
@@ -569,14 +566,8 @@ class ThresholdClassifier(WrappingClassifierMixin, BaseEstimator):
         classes = _two_classes(y, "y")
         pos_label = classes[1] if self.pos_label is None else _check_pos_label(
             classes, self.pos_label)
-        if sample_weight is not None:
-            sample_weight = check_sample_weight_nonneg(sample_weight, _num_samples(X))
-            if has_fit_parameter(self.estimator, "sample_weight"):
-                fit_params = {**fit_params, "sample_weight": sample_weight}
-            else:
-                warnings.warn(f"{type(self.estimator).__name__}.fit does not take "
-                              "sample_weight; the weights are used for the threshold only.",
-                              UserWarning, stacklevel=2)
+        sample_weight, fit_params = self._route_sample_weight(
+            self.estimator, sample_weight, _num_samples(X), fit_params)
 
         if self.cv == "prefit":
             check_is_fitted(self.estimator)

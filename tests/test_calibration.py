@@ -178,6 +178,20 @@ def test_calibrated_classifier_matches_sklearn(estimator, method, ensemble):
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_calibrated_classifier_sample_weight_matches_sklearn(method, ensemble):
+    X, y = make_imbalanced(n_samples=1500, weights=(0.9, 0.1))
+    w = np.random.default_rng(0).random(y.shape[0])
+    ours = CalibratedClassifier(LogisticRegression(), method=method, ensemble=ensemble)
+    ref = CalibratedClassifierCV(LogisticRegression(), method=method, ensemble=ensemble)
+    assert_allclose(ours.fit(X, y, sample_weight=w).predict_proba(X),
+                    ref.fit(X, y, sample_weight=w).predict_proba(X), atol=1e-6)
+    pipe = make_pipeline(SMOTE(random_state=0), LogisticRegression())
+    with pytest.warns(UserWarning, match="does not take sample_weight"):
+        CalibratedClassifier(pipe, method=method).fit(X, y, sample_weight=w)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
 def test_calibrated_classifier_multiclass_and_prefit(method):
     X, y = make_imbalanced(n_samples=1500, n_classes=3, weights=(0.7, 0.2, 0.1))
     labels = np.array(["a", "b", "c"])[y]
