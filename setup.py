@@ -118,7 +118,8 @@ def kernel_extensions():
         name = os.path.basename(path)[:-4]
         if only and name not in only:
             continue
-        exts.append(Extension("fastimb._kernels." + name, [path]))
+        headers = glob.glob(os.path.join("fastimb", "_kernels", "*.h"))
+        exts.append(Extension("fastimb._kernels." + name, [path], depends=headers))
     return exts
 
 

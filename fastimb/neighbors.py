@@ -51,6 +51,8 @@ __all__ = ["NearestNeighbors", "check_neighbors_object", "count_closer"]
 
 AUTO_KD_TREE_MAX_FEATURES = 11
 DEFAULT_LEAF_SIZE = 32
+# brute force: 2 = fused AVX-512 scan, 1 = fused AVX2 scan, 0 = BLAS gemm + filter
+_SCAN_LEVEL = _brute.scan_level()
 
 
 class _KDTreeIndex:
@@ -94,20 +96,31 @@ class _KDTreeIndex:
 
 
 class _BruteIndex:
-    """Blocked brute force. The products run in float32 (on centred data) with an error
+    """Blocked brute force. The comparisons run in float32 (on centred data) with an error
     bound checked per query; the few queries the bound cannot clear (near-ties at the k-th
     neighbour) are answered by an exact KD-tree search, built on first need.
+
+    The rows are kept in the layout of the comparison the CPU runs (``_SCAN_LEVEL``):
+    16-row panels for the fused AVX-512 / AVX2 scan, plain rows for the BLAS gemm path.
     """
 
     kind = "brute"
     UNIT_ROUNDOFF_32 = 2.0 ** -24
+    PANEL = 16
 
     def __init__(self, X, leaf_size, n_threads):
+        n, d = X.shape
         self.X = X
+        self.level = _SCAN_LEVEL
         self.mean = X.mean(axis=0, dtype=np.float64)
-        self.XA = self._approx(X)
-        self.norms = np.einsum("ij,ij->i", self.XA, self.XA, dtype=np.float64)
-        self.max_norm = float(np.sqrt(self.norms.max())) if X.shape[0] else 0.0
+        n_panels = -(-n // self.PANEL)
+        self.XA = np.empty((n if self.level == 0 else 0, d), dtype=np.float32)
+        self.P = np.empty((n_panels if self.level > 0 else 0, d, self.PANEL),
+                          dtype=np.float32)
+        self.xh = np.empty(n_panels * self.PANEL, dtype=np.float32)
+        self.norms = np.empty(n, dtype=np.float64)
+        _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
+        self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
 
     def _approx(self, A):
         """Centred float32 copy of A (centring keeps the norms, and so the error, small)."""
@@ -115,22 +128,35 @@ class _BruteIndex:
         np.subtract(A, self.mean, out=out, casting="unsafe")
         return out
 
+    def _queries(self, Q):
+        """The queries' float32 copies, squared norms and error bounds."""
+        QA = self._approx(Q)
+        q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
+        # |approx - exact| squared distance <= (d + 8) u (|q| + max|x|)^2 (float32
+        # rounding of both points and of |x|^2 / 2, then of the d-term dot product);
+        # the bound used is 8 times wider
+        slack = (2 * Q.shape[1] + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * \
+            (np.sqrt(q_norms) + self.max_norm) ** 2
+        return QA, q_norms, slack
+
+    def count(self, Q, radius2, skip, max_count, n_threads):
+        out = np.empty(Q.shape[0], dtype=np.intp)
+        QA, q_norms, slack = self._queries(Q)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _brute.count_closer(self.X, self.XA, self.P, self.xh, Q, QA, q_norms, radius2,
+                                skip, slack, max_count, out, self.level, n_threads)
+        return out
+
     def knn(self, Q, k, skip, squared, n_threads):
         m = Q.shape[0]
         dist = np.empty((m, k), dtype=np.float64)
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
-        n_candidates = min(self.X.shape[0], 2 * k + 8)
-        QA = self._approx(Q)
-        q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
-        # |approx - exact| squared distance <= (2d + 8) u (|q| + max|x|)^2 (float32
-        # rounding of both points, then of the d-term product), with margin
-        d = Q.shape[1]
-        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * \
-            (np.sqrt(q_norms) + self.max_norm) ** 2
+        n_candidates = min(self.X.shape[0], k + 4)
+        QA, q_norms, slack = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.XA, self.norms, Q, QA, q_norms, skip, slack, dist,
-                             ind, unsure, n_candidates, squared, n_threads)
+            _brute.query_knn(self.X, self.XA, self.P, self.xh, Q, QA, q_norms, skip, slack,
+                             dist, ind, unsure, n_candidates, squared, self.level, n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
             if not hasattr(self, "_tree"):
@@ -329,7 +355,7 @@ def check_neighbors_object(nn_name, nn_object, additional_neighbor=0):
 
 
 def count_closer(X_fit, Q, radius, *, max_count=1, exclude=None, n_jobs=None,
-                 squared=False, leaf_size=DEFAULT_LEAF_SIZE, index=None):
+                 squared=False, algorithm="auto", leaf_size=DEFAULT_LEAF_SIZE, index=None):
     """How many rows of ``X_fit`` lie strictly closer to each query than its radius.
 
     For each row ``q`` of ``Q``, counts the rows ``j`` of ``X_fit`` with
@@ -339,18 +365,22 @@ def count_closer(X_fit, Q, radius, *, max_count=1, exclude=None, n_jobs=None,
     squared distances the k-NN queries return (the same formula), so a neighbour found at
     squared distance ``r2`` is never counted as closer than ``r2``.
 
-    ``index`` may be a fitted :class:`NearestNeighbors` on ``X_fit`` with a KD-tree, to
-    reuse its tree.
+    The KD-tree prunes whole cells; brute force (``algorithm`` chosen as for
+    :class:`NearestNeighbors`) scans blocks of rows and drops a query as soon as its count
+    reaches ``max_count``. ``index`` may be a fitted :class:`NearestNeighbors` on
+    ``X_fit``, to reuse its index.
     """
     n_threads = effective_n_threads(n_jobs)
-    if index is not None and getattr(index, "_index", None) is not None \
-            and index._index.kind == "kd_tree":
-        tree = index._index
+    if index is not None and getattr(index, "_index", None) is not None:
+        engine = index._index
     else:
-        tree = _KDTreeIndex(check_float_X(X_fit), leaf_size, n_threads)
+        X_fit = check_float_X(X_fit)
+        kind = _choose_algorithm(algorithm, *X_fit.shape)
+        engine = (_KDTreeIndex if kind == "kd_tree" else _BruteIndex)(X_fit, leaf_size,
+                                                                     n_threads)
     Q = check_float_X(Q, name="Q")
-    if Q.dtype != tree.X.dtype:
-        Q = Q.astype(tree.X.dtype)
+    if Q.dtype != engine.X.dtype:
+        Q = Q.astype(engine.X.dtype)
     radius = np.ascontiguousarray(radius, dtype=np.float64)
     if radius.shape != (Q.shape[0],):
         raise ValueError(f"radius must have shape ({Q.shape[0]},); got {radius.shape}.")
@@ -358,4 +388,4 @@ def count_closer(X_fit, Q, radius, *, max_count=1, exclude=None, n_jobs=None,
     skip = _skip_array(Q.shape[0], exclude)
     if max_count < 1:
         raise ValueError(f"max_count must be >= 1; got {max_count}.")
-    return tree.count(Q, radius2, skip, int(max_count), n_threads)
+    return engine.count(Q, radius2, skip, int(max_count), n_threads)

@@ -16,7 +16,6 @@ from fastimb._validation import check_float_X, indices_by_class
 from fastimb.base import BaseCleaningSampler, BaseUnderSampler
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb.neighbors import (
-    AUTO_KD_TREE_MAX_FEATURES,
     NearestNeighbors,
     check_neighbors_object,
     count_closer,
@@ -271,24 +270,22 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         A sample keeps all its k neighbours in its class exactly when at least k samples
         of its class are strictly closer to it than the nearest sample of another class.
         That nearest distance comes from a 1-NN query against the other classes, the
-        count from an early-exit radius count in a KD-tree of the class; only the samples
+        count from an early-exit radius count among the class (a KD-tree prunes cells; in
+        high dimension the brute-force scan stops as soon as k are found); only the samples
         with fewer than k such points (near the border, and exact ties) get the full
         k-NN query, so the answer is the k-NN rule's exactly.
         """
         k = self.nn_.n_neighbors - 1
         other = np.flatnonzero(y != label)
         keep = np.zeros(class_idx.size, dtype=bool)
-        # in high dimension distances concentrate: the radius count prunes nothing and the
-        # plain (blocked brute-force) k-NN is faster
-        if other.size == 0 or class_idx.size <= k or \
-                X.shape[1] > AUTO_KD_TREE_MAX_FEATURES:
+        if other.size == 0 or class_idx.size <= k:
             undecided = np.arange(class_idx.size)
         else:
             X_class = np.ascontiguousarray(X[class_idx])
             to_other = NearestNeighbors(n_neighbors=1, n_jobs=self.n_jobs).fit(X[other])
             r2 = to_other._index.knn(X_class, 1, np.full(class_idx.size, -1, dtype=np.intp),
                                      True, effective_n_threads(self.n_jobs))[0][:, 0]
-            same = NearestNeighbors(algorithm="kd_tree", n_jobs=self.n_jobs).fit(X_class)
+            same = NearestNeighbors(n_jobs=self.n_jobs).fit(X_class)
             closer = count_closer(X_class, X_class, r2, max_count=k, squared=True,
                                   exclude=np.arange(class_idx.size), n_jobs=self.n_jobs,
                                   index=same)

@@ -17,8 +17,8 @@ def test_serial_build_has_no_openmp(tmp_path):
     kernels.mkdir(parents=True)
     (tmp_path / "fastimb" / "__init__.py").write_text("")
     shutil.copy(SETUP, tmp_path)
-    for path in glob.glob(os.path.join(ROOT, "fastimb", "_kernels", "*.p*")):
-        if path.endswith((".pyx", ".pxd", ".py")):
+    for path in glob.glob(os.path.join(ROOT, "fastimb", "_kernels", "*.[ph]*")):
+        if path.endswith((".pyx", ".pxd", ".py", ".h")):
             shutil.copy(path, kernels)
     env = {**os.environ, "FASTIMB_NO_OPENMP": "1", "FASTIMB_REQUIRE_OPENMP": "0",
            "FASTIMB_BUILD_ONLY": "", "FASTIMB_CYTHONIZE_JOBS": "2"}

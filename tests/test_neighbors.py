@@ -1,4 +1,5 @@
 """The k-NN engine: exact, equal to scikit-learn on tie-free data, thread-count independent."""
+import contextlib
 import pickle
 
 import numpy as np
@@ -10,9 +11,24 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors as SkNN
 
+import fastimb.neighbors
+from fastimb._kernels import _brute
 from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_closer
 
 ALGORITHMS = ["kd_tree", "brute", "auto"]
+# brute force's comparison variants this CPU runs: 0 = BLAS gemm, 1 = AVX2, 2 = AVX-512
+SCAN_LEVELS = list(range(_brute.scan_level() + 1))
+
+
+@contextlib.contextmanager
+def scan_level(level):
+    """Brute-force indexes built inside use the given comparison variant."""
+    saved = fastimb.neighbors._SCAN_LEVEL
+    fastimb.neighbors._SCAN_LEVEL = level
+    try:
+        yield
+    finally:
+        fastimb.neighbors._SCAN_LEVEL = saved
 
 
 def _tie_free(n, d, seed, dtype=np.float64):
@@ -22,12 +38,15 @@ def _tie_free(n, d, seed, dtype=np.float64):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 400), d=st.integers(1, 100), k=st.integers(1, 50),
        m=st.integers(1, 60), seed=st.integers(0, 10_000),
-       algorithm=st.sampled_from(["kd_tree", "brute"]),
+       algorithm=st.sampled_from(["kd_tree"] + [f"brute{v}" for v in SCAN_LEVELS]),
        dtype=st.sampled_from([np.float64, np.float32]))
 def test_matches_sklearn(n, d, k, m, seed, algorithm, dtype):
     k = min(k, n)
     X, Q = _tie_free(n, d, seed, dtype), _tie_free(m, d, seed + 1, dtype)
-    ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm, leaf_size=4).fit(X)
+    level = int(algorithm[5:]) if algorithm.startswith("brute") else 0
+    with scan_level(level):
+        ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm.rstrip("012"),
+                                leaf_size=4).fit(X)
     ref = SkNN(n_neighbors=k).fit(X)
     dist, ind = ours.kneighbors(Q)
     rdist, rind = ref.kneighbors(Q)
@@ -36,6 +55,28 @@ def test_matches_sklearn(n, d, k, m, seed, algorithm, dtype):
     assert dist.dtype == np.float64
     if k < n:
         assert_array_equal(ours.kneighbors(n_neighbors=k)[1], ref.kneighbors(n_neighbors=k)[1])
+
+
+@pytest.mark.parametrize("level", SCAN_LEVELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [3, 20, 50])
+def test_brute_scan_variants_match_sklearn(level, dtype, d):
+    # several query blocks and row chunks (the last one partial), k from 1 to 30
+    X = _tie_free(5003, d, 0, dtype)
+    Q = _tie_free(300, d, 1, dtype)
+    with scan_level(level):
+        ours = NearestNeighbors(algorithm="brute").fit(X)
+    assert ours._index.level == level
+    ref = SkNN().fit(X)
+    for k in (1, 6, 30):
+        assert_array_equal(ours.kneighbors(Q, k)[1], ref.kneighbors(Q, k)[1])
+        assert_array_equal(ours.kneighbors(None, k)[1], ref.kneighbors(None, k)[1])
+    radius = np.random.RandomState(2).uniform(0.5, 2.0, 300) * np.sqrt(d)
+    exclude = np.arange(300)
+    for max_count in (1, 5, 10_000):
+        expected = _count_closer_reference(X, Q, radius, exclude, max_count)
+        assert_array_equal(count_closer(X, Q, radius, max_count=max_count, exclude=exclude,
+                                        index=ours), expected)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -141,30 +182,57 @@ def test_imblearn_smote_accepts_the_engine():
     assert_array_equal(ours[0], ref[0])
 
 
+def _count_closer_reference(X, Q, radius, exclude, max_count):
+    d2 = ((Q[:, None, :].astype(float) - X[None, :, :].astype(float)) ** 2).sum(-1)
+    closer = d2 < radius[:, None] ** 2
+    m = Q.shape[0]
+    closer[np.arange(m)[exclude >= 0], exclude[exclude >= 0]] = False
+    return np.minimum(closer.sum(1), max_count)
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 300), d=st.integers(1, 12), m=st.integers(1, 40),
+@given(n=st.integers(1, 300), d=st.integers(1, 30), m=st.integers(1, 40),
        seed=st.integers(0, 1000), max_count=st.integers(1, 20))
-def test_count_closer_matches_numpy(n, d, m, seed, max_count):
+def test_count_closer_matches_numpy(algorithm, n, d, m, seed, max_count):
     rng = np.random.RandomState(seed)
     X = rng.randint(-3, 4, size=(n, d)).astype(float)   # many equal distances
     Q = rng.randint(-3, 4, size=(m, d)).astype(float)
     radius = rng.uniform(0, 4, size=m)
     radius[::3] = np.sqrt(rng.randint(0, 10, size=radius[::3].size))  # radius == a distance
     exclude = rng.randint(-1, n, size=m)
-    got = count_closer(X, Q, radius, max_count=max_count, exclude=exclude)
-    d2 = ((Q[:, None, :] - X[None, :, :]) ** 2).sum(-1)
-    closer = d2 < radius[:, None] ** 2
-    closer[np.arange(m)[exclude >= 0], exclude[exclude >= 0]] = False
-    assert_array_equal(got, np.minimum(closer.sum(1), max_count))
+    got = count_closer(X, Q, radius, max_count=max_count, exclude=exclude, algorithm=algorithm)
+    assert_array_equal(got, _count_closer_reference(X, Q, radius, exclude, max_count))
 
 
-def test_count_closer_agrees_with_knn_distances():
-    X = _tie_free(3000, 5, 8)
-    nn = NearestNeighbors(n_neighbors=1).fit(X)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_count", [1, 3, 1000])
+def test_brute_count_closer_over_many_blocks(dtype, max_count):
+    # more queries than one query block and rows than one row block: queries leave the
+    # block's products at different times and the rest are compacted
+    rng = np.random.RandomState(3)
+    X = (rng.normal(size=(5000, 24)) * 10).astype(dtype)
+    Q = X[rng.randint(0, 5000, size=300)]
+    radius = rng.uniform(5, 60, size=300)
+    exclude = rng.randint(-1, 5000, size=300)
+    got = count_closer(X, Q, radius, max_count=max_count, exclude=exclude, algorithm="brute")
+    assert_array_equal(got, _count_closer_reference(X, Q, radius, exclude, max_count))
+    assert_array_equal(got, count_closer(X, Q, radius, max_count=max_count, exclude=exclude,
+                                         algorithm="kd_tree"))
+
+
+@pytest.mark.parametrize("algorithm,d", [("kd_tree", 5), ("brute", 20)])
+def test_count_closer_agrees_with_knn_distances(algorithm, d):
+    X = _tie_free(3000, d, 8)
+    nn = NearestNeighbors(n_neighbors=1, algorithm=algorithm).fit(X)
     dist, ind = nn._query(None, 1, squared=True)
     # nothing is strictly closer to a point than its nearest neighbour
     counts = count_closer(X, X, dist[:, 0], squared=True, exclude=np.arange(3000), index=nn)
     assert not counts.any()
+    # and the neighbour itself is within anything slightly larger
+    counts = count_closer(X, X, dist[:, 0] * (1 + 1e-9), squared=True,
+                          exclude=np.arange(3000), index=nn)
+    assert (counts == 1).all()
 
 
 def test_brute_float32_products_fall_back_when_the_bound_fails():

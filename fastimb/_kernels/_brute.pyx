@@ -1,97 +1,212 @@
-"""Brute-force exact k-NN in blocks: BLAS gemm for the dot products, fused k-selection.
+"""Brute-force exact k-NN and radius counts in blocks, with fused candidate selection.
 
-For a block of queries and a block of data rows, ``||q||^2 - 2 q.x + ||x||^2`` gives an
-approximate squared distance; the best ``n_candidates`` (> k) per query are kept in a
-heap, and at the end their exact squared distances (difference-and-square in double,
-the same formula as the KD-tree's) decide the final k and their order. Only a block of
-``BLOCK_Q x BLOCK_X`` products per thread is ever in memory. Tie rule: at equal distance
-the lower index first.
+The rows are compared with the queries through ``t = ||x||^2 / 2 - q.x`` in float32 (on
+centred data), so ``||q||^2 + 2 t`` approximates the squared distance. For a block of
+``BLOCK_Q`` queries and a chunk of ``BLOCK_X`` rows, the values of ``t`` come from either
 
-The products may be taken in float32 (``approx_t``) for float64 data: twice the gemm
-throughput. The exact re-ranking then still decides, and each query is flagged
+* the fused SIMD scan of ``_panel_scan.h`` (AVX-512F or AVX2+FMA, chosen from the CPU):
+  the rows stored in panels of 16, products and threshold test in registers; or
+* BLAS ``sgemm`` for the products followed by a threshold pass (every other CPU),
+
+and both report only the (query, 16-row panel) pairs where some row passes the query's
+current threshold. The k-NN keeps the best ``n_candidates`` (> k) approximate distances
+per query in a heap; at the end their exact squared distances (difference-and-square in
+double, the KD-tree's formula) decide the final k and their order. Each query is flagged
 ``unsure`` unless its k-th exact distance is below the approximate distance of the worst
-candidate kept minus ``slack`` (a bound on the float32 error), in which case no point
-outside the candidates can belong to its k nearest; the caller recomputes flagged
-queries in float64.
+candidate kept minus ``slack`` (a bound on the float32 error): then no row outside the
+candidates can belong to its k nearest. The caller recomputes flagged queries exactly.
+The radius count decides each row surely inside / surely outside from the bound and
+computes the exact distance in between; a query leaves the scan as soon as its count
+reaches ``max_count``.
 
-The caller limits BLAS to one thread: the parallelism is over query blocks.
+Only ``BLOCK_Q x BLOCK_X`` values per thread are ever in memory. Tie rule: at equal
+distance the lower index first. The caller limits BLAS to one thread: the parallelism is
+over query blocks.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport fabs, sqrt
+from libc.math cimport INFINITY, fabs, sqrt
 from libc.stdlib cimport free, malloc
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from scipy.linalg.cython_blas cimport sgemm
 
 from fastimb._kernels._distance cimport rdist
 from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
 
-ctypedef fused approx_t:
-    float
-    double
+cdef extern from "_panel_scan.h" nogil:
+    ctypedef struct fastimb_hit:
+        int qi
+        int panel
+        unsigned mask
+        float t[16]
+    int fastimb_scan_level()
+    intp_t fastimb_scan(int level, const float* P, const float* xh, intp_t n_panels, int d,
+                        const float* q, int nq, const float* thr, fastimb_hit* hits)
 
-DEF BLOCK_Q = 128
-DEF BLOCK_X = 1024
+DEF BLOCK_Q = 128    # queries per parallel task (a multiple of the scan tile, 8)
+DEF BLOCK_X = 1024   # rows per chunk (a multiple of the panel width)
+DEF PANEL = 16
+DEF MAX_HITS = BLOCK_Q * (BLOCK_X // PANEL)
 
 
-cdef inline void dot_block(const approx_t* xb, int nx, const approx_t* qb, int nq, int d,
-                           approx_t* out) noexcept nogil:
-    """out[i * nx + j] = <q_i, x_j> for i < nq, j < nx (row-major blocks of width d)."""
+def scan_level():
+    """The fused scan this CPU runs: 2 = AVX-512F, 1 = AVX2+FMA, 0 = none (gemm path)."""
+    return fastimb_scan_level()
+
+
+def make_rows(const floating[:, ::1] X,      # IN  (n, d) data
+              const double[::1] mean,        # IN  (d,) centre
+              float[:, ::1] XA,              # OUT (n, d) centred float32 rows (or (0, d))
+              float[:, :, ::1] P,            # OUT (ceil(n/16), d, 16) panels (or (0, d, 16))
+              float[::1] xh,                 # OUT (16 ceil(n/16),) ||x||^2 / 2, +inf padding
+              double[::1] norms,             # OUT (n,) squared norms of the float32 rows
+              int n_threads):
+    """The scan's copy of the data: centred, in float32, as rows (gemm path) and/or
+    panels (fused scan), with their squared norms."""
+    cdef intp_t n = X.shape[0], d = X.shape[1], i, j
+    cdef bint rows = XA.shape[0] > 0, panels = P.shape[0] > 0
+    cdef float v
+    cdef double acc
+    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        acc = 0.0
+        for j in range(d):
+            v = <float> (<double> X[i, j] - mean[j])
+            acc = acc + <double> v * <double> v
+            if rows:
+                XA[i, j] = v
+            if panels:
+                P[i // PANEL, j, i % PANEL] = v
+        norms[i] = acc
+        xh[i] = <float> (0.5 * acc)
+    for i in range(n, xh.shape[0]):
+        xh[i] = INFINITY
+        for j in range(d):
+            if panels:
+                P[i // PANEL, j, i % PANEL] = 0.0
+
+
+cdef inline float scan_threshold(double v, double scale) noexcept nogil:
+    """A float32 threshold on t never below ``v`` (the rounding of v, and of its inputs of
+    magnitude ``scale``, covered with a wide margin)."""
+    return <float> (v + 1e-6 * scale + 1e-30)
+
+
+cdef inline intp_t chunk_rows(intp_t x0, intp_t n) noexcept nogil:
+    """Rows in the chunk starting at x0: 64, 64, 128, 256, 512, then BLOCK_X. The
+    thresholds are fixed during a chunk, so small first chunks let the heaps fill (and
+    the thresholds tighten) before the long ones."""
+    return min(min(BLOCK_X, max(64, x0)), n - x0)
+
+
+cdef struct Rows:
+    # the indexed rows, read-only
+    intp_t n
+    intp_t d
+    int level               # 0: gemm path on XA; 1, 2: fused scan on P
+    const float* XA
+    const float* P
+    const float* xh
+
+
+cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P, const float[::1] xh,
+                  intp_t n, int level):
+    cdef Rows rows
+    rows.n = n
+    rows.d = XA.shape[1]
+    rows.level = level
+    rows.XA = &XA[0, 0] if XA.shape[0] > 0 else NULL
+    rows.P = &P[0, 0, 0] if P.shape[0] > 0 else NULL
+    rows.xh = &xh[0]
+    return rows
+
+
+cdef struct Work:
+    # one thread's buffers
+    float* qbuf             # (BLOCK_Q, d) the block's queries, padding rows zero
+    float* thr              # (BLOCK_Q,) scan thresholds on t, -inf for padding rows
+    float* prod             # (BLOCK_Q, BLOCK_X) products (gemm path only)
+    fastimb_hit* hits       # (MAX_HITS,)
+    intp_t* qrows           # (BLOCK_Q,) the queries in the buffer
+
+
+cdef Work work_alloc(intp_t d, int level) noexcept nogil:
+    """A thread's buffers (any pointer NULL when out of memory: see work_ok)."""
+    cdef Work w
+    w.qbuf = <float*> malloc(BLOCK_Q * d * sizeof(float))
+    w.thr = <float*> malloc(BLOCK_Q * sizeof(float))
+    w.prod = <float*> malloc(BLOCK_Q * BLOCK_X * sizeof(float)) if level == 0 else NULL
+    w.hits = <fastimb_hit*> malloc(MAX_HITS * sizeof(fastimb_hit))
+    w.qrows = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
+    return w
+
+
+cdef bint work_ok(const Work* w, int level) noexcept nogil:
+    return w.qbuf != NULL and w.thr != NULL and w.hits != NULL and w.qrows != NULL and \
+        (level > 0 or w.prod != NULL)
+
+
+cdef void work_free(Work* w) noexcept nogil:
+    free(w.qbuf)
+    free(w.thr)
+    free(w.prod)
+    free(w.hits)
+    free(w.qrows)
+
+
+cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
+                       int nq) noexcept nogil:
+    """Hits of the ``nq`` buffered queries (a multiple of 8) on rows [x0, x0 + nx)."""
+    cdef intp_t n_panels = (nx + PANEL - 1) // PANEL, nh = 0, p, l, stop
+    cdef int i, inx = <int> nx, ind = <int> r.d
     cdef char ta = b'T'
     cdef char tb = b'N'
-    cdef approx_t alpha = 1.0
-    cdef approx_t beta = 0.0
-    if approx_t is double:
-        dgemm(&ta, &tb, &nx, &nq, &d, &alpha, <double*> xb, &d, <double*> qb, &d,
-              &beta, out, &nx)
-    else:
-        sgemm(&ta, &tb, &nx, &nq, &d, &alpha, <float*> xb, &d, <float*> qb, &d,
-              &beta, out, &nx)
+    cdef float one = 1.0, zero = 0.0, t, th
+    cdef const float* prow
+    cdef unsigned mask
+    if r.level > 0:
+        return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL, r.xh + x0,
+                            n_panels, ind, w.qbuf, nq, w.thr, w.hits)
+    # prod[i * nx + j] = <q_i, x_j>, then the same threshold test per 16-row panel
+    sgemm(&ta, &tb, &inx, &nq, &ind, &one, <float*> (r.XA + x0 * r.d), &ind, w.qbuf,
+          &ind, &zero, w.prod, &inx)
+    for i in range(nq):
+        th = w.thr[i]
+        prow = w.prod + i * nx
+        for p in range(n_panels):
+            stop = min(PANEL, nx - p * PANEL)
+            mask = 0
+            for l in range(stop):
+                t = r.xh[x0 + p * PANEL + l] - prow[p * PANEL + l]
+                w.hits[nh].t[l] = t
+                if t <= th:
+                    mask = mask | (<unsigned> 1 << l)
+            if mask:
+                w.hits[nh].qi = i
+                w.hits[nh].panel = <int> p
+                w.hits[nh].mask = mask
+                nh = nh + 1
+    return nh
 
 
-cdef extern from *:
-    """
-    /* Branch-free count of the j with ||x_j||^2 - 2 q.x_j <= bound. The compiler
-       vectorises it; on x86-64 Linux with GCC an AVX2 clone is chosen at load time. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define FASTIMB_CLONES __attribute__((target_clones("avx2", "default")))
-    #else
-    #define FASTIMB_CLONES
-    #endif
-    FASTIMB_CLONES static Py_ssize_t fastimb_count_below_d(
-            const double* row, const double* xn, Py_ssize_t nx, double bound) {
-        Py_ssize_t j, count = 0;
-        for (j = 0; j < nx; j++) { if (xn[j] - 2.0 * row[j] <= bound) count++; }
-        return count;
-    }
-    FASTIMB_CLONES static Py_ssize_t fastimb_count_below_f(
-            const float* row, const double* xn, Py_ssize_t nx, double bound) {
-        Py_ssize_t j, count = 0;
-        for (j = 0; j < nx; j++) { if (xn[j] - 2.0 * (double)row[j] <= bound) count++; }
-        return count;
-    }
-    """
-    intp_t fastimb_count_below_d(const double* row, const double* xn, intp_t nx,
-                                 double bound) noexcept nogil
-    intp_t fastimb_count_below_f(const float* row, const double* xn, intp_t nx,
-                                 double bound) noexcept nogil
-
-
-cdef inline intp_t count_below(const approx_t* row, const double* xn, intp_t nx,
-                              double bound) noexcept nogil:
-    """How many j have ||x_j||^2 - 2 q.x_j <= bound (blocks without a candidate are
-    skipped after this vectorised pass)."""
-    if approx_t is double:
-        return fastimb_count_below_d(row, xn, nx, bound)
-    else:
-        return fastimb_count_below_f(row, xn, nx, bound)
+cdef int load_queries(Work* w, const float* QA, intp_t d, intp_t nq) noexcept nogil:
+    """Copy the queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the buffer,
+    zero padding to a multiple of 8; returns the padded count."""
+    cdef intp_t i, j
+    cdef int nq_pad = <int> ((nq + 7) // 8 * 8)
+    for i in range(nq_pad):
+        for j in range(d):
+            w.qbuf[i * d + j] = QA[w.qrows[i] * d + j] if i < nq else 0.0
+        if i >= nq:
+            w.thr[i] = -INFINITY
+    return nq_pad
 
 
 def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
-              const approx_t[:, ::1] XA,       # IN  (n, d) data for the products
-              const double[::1] x_norms,       # IN  (n,) squared norms of XA rows
+              const float[:, ::1] XA,          # IN  (n, d) rows for the gemm path, or (0, d)
+              const float[:, :, ::1] P,        # IN  panels for the fused scan, or (0, d, 16)
+              const float[::1] xh,             # IN  (16 ceil(n/16),) half squared norms
               const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
-              const approx_t[:, ::1] QA,       # IN  (m, d) queries for the products
+              const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
               const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
               const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
               const double[::1] slack,         # IN  (m,) bound on the approximation error
@@ -100,57 +215,63 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
               unsigned char[::1] unsure,       # OUT (m,) 1 where the bound did not hold
               intp_t n_candidates,             # IN  approximate candidates kept (>= k)
               bint squared,                    # IN  squared distances out
+              int level,                       # IN  scan_level() or 0 (gemm path)
               int n_threads):
     """k nearest neighbours of each row of Q among the rows of X (exact unless flagged)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
     cdef intp_t kc = n_candidates, n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
-    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk
-    cdef double qn, thr, dd
-    cdef approx_t* buf = NULL
+    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk, h, l, nh
+    cdef int nq_pad
+    cdef double qn, dd
+    cdef Rows rows
+    cdef Work w
     cdef double* hd = NULL
     cdef intp_t* hind = NULL
     cdef double* fd = NULL
     cdef intp_t* find_ = NULL
-    cdef approx_t* row
+    cdef fastimb_hit* hit
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
         return
+    rows = rows_of(XA, P, xh, n, level)
     with nogil, parallel(num_threads=n_threads):
-        buf = <approx_t*> malloc(BLOCK_Q * BLOCK_X * sizeof(approx_t))
+        w = work_alloc(d, level)  # assigned here, so private to each thread
         hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
         hind = <intp_t*> malloc(BLOCK_Q * kc * sizeof(intp_t))
         fd = <double*> malloc(k * sizeof(double))
         find_ = <intp_t*> malloc(k * sizeof(intp_t))
-        if buf == NULL or hd == NULL or hind == NULL or fd == NULL or find_ == NULL:
+        if not work_ok(&w, level) or hd == NULL or hind == NULL or fd == NULL or \
+                find_ == NULL:
             p_failed[0] = 1
         else:
             for qb in prange(n_blocks, schedule="dynamic"):
                 q0 = qb * BLOCK_Q
                 nq = min(BLOCK_Q, m - q0)
                 for i in range(nq):
+                    w.qrows[i] = q0 + i
                     heap_init(hd + i * kc, hind + i * kc, kc)
+                nq_pad = load_queries(&w, &QA[0, 0], d, nq)
                 x0 = 0
                 while x0 < n:
-                    nx = min(BLOCK_X, n - x0)
-                    dot_block(&XA[x0, 0], <int> nx, &QA[q0, 0], <int> nq, <int> d, buf)
+                    nx = chunk_rows(x0, n)
                     for i in range(nq):
                         qn = q_norms[q0 + i]
+                        w.thr[i] = scan_threshold(0.5 * (hd[i * kc] - qn), fabs(hd[i * kc]) + qn)
+                    nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
+                    for h in range(nh):
+                        hit = &w.hits[h]
+                        i = hit.qi
+                        qn = q_norms[q0 + i]
                         sk = skip[q0 + i]
-                        thr = hd[i * kc]
-                        row = buf + i * nx
-                        # the pre-filter's bound is widened by far more than the rounding
-                        # difference between its sum and the one below
-                        if count_below(row, &x_norms[x0], nx,
-                                       thr - qn + 1e-9 * (fabs(thr) + qn)) == 0:
-                            continue
-                        for j in range(nx):
-                            dd = qn + x_norms[x0 + j] - 2.0 * row[j]
-                            if dd <= thr:
-                                jj = x0 + j
-                                if jj != sk:
+                        for l in range(PANEL):
+                            if hit.mask & (<unsigned> 1 << l):
+                                jj = x0 + hit.panel * PANEL + l
+                                if jj >= n:
+                                    break
+                                dd = qn + 2.0 * hit.t[l]
+                                if dd <= hd[i * kc] and jj != sk:
                                     heap_push(hd + i * kc, hind + i * kc, kc, dd, jj)
-                                    thr = hd[i * kc]
                     x0 = x0 + nx
                 # exact distances of the candidates decide the final k
                 for i in range(nq):
@@ -166,10 +287,101 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
                     for c in range(k):
                         out_dist[q0 + i, c] = fd[c] if squared else sqrt(fd[c])
                         out_ind[q0 + i, c] = find_[c]
-        free(buf)
+        work_free(&w)
         free(hd)
         free(hind)
         free(fd)
         free(find_)
     if failed:
         raise MemoryError("brute-force k-NN: out of memory for per-thread buffers")
+
+
+def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
+                 const float[:, ::1] XA,          # IN  as in query_knn
+                 const float[:, :, ::1] P,
+                 const float[::1] xh,
+                 const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
+                 const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
+                 const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
+                 const double[::1] radius2,       # IN  (m,) squared radius, strict
+                 const intp_t[::1] skip,          # IN  (m,) index never counted, or -1
+                 const double[::1] slack,         # IN  (m,) bound on the approximation error
+                 intp_t max_count,                # IN  stop counting at this many
+                 intp_t[::1] out_count,           # OUT (m,)
+                 int level,                       # IN  scan_level() or 0 (gemm path)
+                 int n_threads):
+    """Per query, how many rows of X lie strictly within ``sqrt(radius2)`` (capped).
+
+    Exact: an approximate distance below ``radius2 - slack`` is surely inside, one above
+    ``radius2 + slack`` surely outside, and the rest are decided by ``rdist``. The rows
+    are scanned chunk by chunk and a query leaves the block as soon as its count reaches
+    ``max_count``, so "at least k closer" costs a fraction of a full scan when such points
+    are common.
+    """
+    cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0]
+    cdef intp_t n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
+    cdef intp_t qb, q0, nq, x0, nx, a, n_act, n_keep, qi, jj, cnt, h, l, nh
+    cdef int nq_pad
+    cdef double qn, r2, s, dd
+    cdef Rows rows
+    cdef Work w
+    cdef fastimb_hit* hit
+    cdef int failed = 0
+    cdef int* p_failed = &failed  # written through a pointer: shared by the threads
+    if m == 0:
+        return
+    rows = rows_of(XA, P, xh, n, level)
+    with nogil, parallel(num_threads=n_threads):
+        w = work_alloc(d, level)  # assigned here, so private to each thread
+        if not work_ok(&w, level):
+            p_failed[0] = 1
+        else:
+            for qb in prange(n_blocks, schedule="dynamic"):
+                q0 = qb * BLOCK_Q
+                nq = min(BLOCK_Q, m - q0)
+                for a in range(nq):
+                    w.qrows[a] = q0 + a
+                    out_count[q0 + a] = 0
+                n_act = nq
+                x0 = 0
+                while x0 < n and n_act > 0:
+                    nx = chunk_rows(x0, n)
+                    nq_pad = load_queries(&w, &QA[0, 0], d, n_act)
+                    for a in range(n_act):
+                        qi = w.qrows[a]
+                        qn = q_norms[qi]
+                        w.thr[a] = scan_threshold(0.5 * (radius2[qi] + slack[qi] - qn),
+                                                  fabs(radius2[qi]) + slack[qi] + qn)
+                    nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
+                    for h in range(nh):
+                        hit = &w.hits[h]
+                        qi = w.qrows[hit.qi]
+                        cnt = out_count[qi]
+                        if cnt >= max_count:
+                            continue
+                        qn = q_norms[qi]
+                        r2 = radius2[qi]
+                        s = slack[qi]
+                        for l in range(PANEL):
+                            if hit.mask & (<unsigned> 1 << l):
+                                jj = x0 + hit.panel * PANEL + l
+                                if jj >= n:
+                                    break
+                                dd = qn + 2.0 * hit.t[l]
+                                if dd <= r2 + s and jj != skip[qi] and (
+                                        dd < r2 - s or rdist(&Q[qi, 0], &X[jj, 0], d) < r2):
+                                    cnt = cnt + 1
+                                    if cnt >= max_count:
+                                        break
+                        out_count[qi] = cnt
+                    # the queries still counting go on to the next chunk
+                    n_keep = 0
+                    for a in range(n_act):
+                        if out_count[w.qrows[a]] < max_count:
+                            w.qrows[n_keep] = w.qrows[a]
+                            n_keep = n_keep + 1
+                    n_act = n_keep
+                    x0 = x0 + nx
+        work_free(&w)
+    if failed:
+        raise MemoryError("brute-force radius count: out of memory for per-thread buffers")
