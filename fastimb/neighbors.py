@@ -12,21 +12,23 @@ can also be handed to imbalanced-learn samplers. Two exact engines sit behind it
   ``||q||^2 - 2 q.x + ||x||^2`` per block, k-selection fused after each block, exact
   re-ranking of the candidates, parallel over query blocks with BLAS single-threaded.
 
-``algorithm="auto"`` takes the KD-tree when ``n_features <= AUTO_KD_TREE_MAX_FEATURES``.
-The crossover was measured on make_classification data (1M rows, 5 informative features,
-the rest Gaussian noise, 2% minority; 2 cores; fit + query of the minority points, seconds):
+``algorithm="auto"`` takes the KD-tree up to ``AUTO_KD_TREE_MAX_FEATURES`` features when
+the index holds at least ``AUTO_KD_TREE_MIN_SAMPLES`` rows, and up to
+``AUTO_KD_TREE_SMALL_MAX_FEATURES`` features below that: brute force is linear in the
+number of rows, the tree's search nearly logarithmic, so the tree pays off at higher
+dimension on larger data. Measured on make_classification data (1M rows, 5 informative
+features, the rest Gaussian noise, 2% minority; 2 cores, AVX-512 scan; fit + query of
+the 20k minority points, seconds):
 
 ====  =====================  =====================
 d     k=6 within minority    k=10 against all rows
-      tree / brute           tree / brute
+      (20k rows) tree/brute  (1M rows) tree/brute
 ====  =====================  =====================
-8     0.11 / 0.38            0.81 / 6.7
-10    0.24 / 0.40            2.4 / 6.8
-12    0.41 / 0.37            6.6 / 6.4
-15    0.83 / 0.42            28.7 / 7.1
+6     0.058 / 0.106          0.46 / 1.91
+8     0.140 / 0.115          0.91 / 2.35
+10    0.317 / 0.128          2.29 / 2.78
+12    0.652 / 0.156          8.27 / 3.28
 ====  =====================  =====================
-
-so the tree is used up to 11 features: beyond, the noise dimensions defeat the pruning.
 
 Distances are exact squared Euclidean sums in double (one formula in every kernel), and
 results never depend on the number of threads. **Tie rule**: neighbours at equal
@@ -50,6 +52,8 @@ from fastimb._validation import check_float_X
 __all__ = ["NearestNeighbors", "check_neighbors_object", "count_closer"]
 
 AUTO_KD_TREE_MAX_FEATURES = 11
+AUTO_KD_TREE_SMALL_MAX_FEATURES = 7
+AUTO_KD_TREE_MIN_SAMPLES = 100_000
 DEFAULT_LEAF_SIZE = 32
 # brute force: 2 = fused AVX-512 scan, 1 = fused AVX2 scan, 0 = BLAS gemm + filter
 _SCAN_LEVEL = _brute.scan_level()
@@ -59,6 +63,7 @@ class _KDTreeIndex:
     """A KD-tree over the rows of X, stored as flat arrays."""
 
     kind = "kd_tree"
+    ORDER_MIN_QUERIES = 1024  # fewer queries are answered in their own order
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
@@ -80,18 +85,36 @@ class _KDTreeIndex:
         self.Xt = np.empty_like(X)
         take_rows(X, self.idx, self.Xt, n_threads)
 
-    def knn(self, Q, k, skip, squared, n_threads):
+    def _order(self, Q, n_threads):
+        """(leaf, order): the leaf each query falls in and the queries sorted by it (see
+        ``_kdtree.leaf_order``); empty leaves and the identity for few queries."""
+        m = Q.shape[0]
+        if m < self.ORDER_MIN_QUERIES:
+            return np.empty(0, dtype=np.intp), np.arange(m, dtype=np.intp)
+        leaf = np.empty(m, dtype=np.intp)
+        order = np.empty(m, dtype=np.intp)
+        _kdtree.leaf_order(Q, self.split_dim, self.split_val, leaf, order, n_threads)
+        return leaf, order
+
+    def knn(self, Q, k, skip, squared, n_threads, max_visits=-1):
+        """(dist, ind); with ``max_visits >= 0`` also the mask of the queries given up on
+        after scanning that many points (their rows of dist/ind are then incomplete)."""
         dist = np.empty((Q.shape[0], k), dtype=np.float64)
         ind = np.empty((Q.shape[0], k), dtype=np.intp)
+        unfinished = np.zeros(Q.shape[0] if max_visits >= 0 else 0, dtype=np.uint8)
         _kdtree.query_knn(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
-                          self.node_hi, self.split_dim, self.split_val, Q, skip, dist, ind,
-                          squared, n_threads)
-        return dist, ind
+                          self.node_hi, self.split_dim, self.split_val, Q,
+                          self._order(Q, n_threads)[1], skip, dist, ind, squared,
+                          max_visits, unfinished, n_threads)
+        return (dist, ind) if max_visits < 0 else (dist, ind, unfinished.view(bool))
 
-    def count(self, Q, radius2, skip, max_count, n_threads):
+    def count(self, Q, radius2, skip, max_count, n_threads, max_visits=-1):
+        """Capped counts; -1 for the queries given up on when ``max_visits >= 0``."""
         out = np.empty(Q.shape[0], dtype=np.intp)
+        leaf, order = self._order(Q, n_threads)
         _kdtree.count_within(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
-                             self.node_hi, Q, radius2, skip, max_count, out, n_threads)
+                             self.node_hi, Q, order, leaf, radius2, skip, max_count,
+                             max_visits, out, n_threads)
         return out
 
 
@@ -107,6 +130,16 @@ class _BruteIndex:
     kind = "brute"
     UNIT_ROUNDOFF_32 = 2.0 ** -24
     PANEL = 16
+    # Near neighbours even in high dimension (duplicates, queries that are rows of the
+    # data, clustered or resampled data): a KD-tree finds them after a few leaves. For
+    # at least TREE_MIN_QUERIES queries, TREE_PROBE of them are answered by the scan
+    # first; when their median squared radius is under TREE_RADIUS_SHARE of the mean
+    # squared distance between two rows, all queries go to the tree, each giving up
+    # after scanning n / TREE_BUDGET_DIVISOR points (those are then scanned).
+    TREE_MIN_QUERIES = 2048
+    TREE_PROBE = 256
+    TREE_RADIUS_SHARE = 0.01
+    TREE_BUDGET_DIVISOR = 32
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
@@ -121,6 +154,26 @@ class _BruteIndex:
         self.norms = np.empty(n, dtype=np.float64)
         _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
+        # the mean squared distance between two rows is twice the total variance
+        self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
+        self._tree = None
+
+    def _tree_index(self, n_threads):
+        if self._tree is None:
+            self._tree = _KDTreeIndex(self.X, DEFAULT_LEAF_SIZE, n_threads)
+        return self._tree
+
+    def _tree_first(self, m, probe_radius2):
+        """Whether to send the queries to the KD-tree first (see TREE_RADIUS_SHARE);
+        ``probe_radius2(rows)`` gives the squared radii of the probed queries."""
+        if m < self.TREE_MIN_QUERIES:
+            return False
+        probe = np.linspace(0, m - 1, self.TREE_PROBE).astype(np.intp)
+        return float(np.median(probe_radius2(probe))) <= \
+            self.TREE_RADIUS_SHARE * self.mean_pair_rdist
+
+    def _tree_budget(self):
+        return max(4 * DEFAULT_LEAF_SIZE, self.X.shape[0] // self.TREE_BUDGET_DIVISOR)
 
     def _approx(self, A):
         """Centred float32 copy of A (centring keeps the norms, and so the error, small)."""
@@ -140,6 +193,17 @@ class _BruteIndex:
         return QA, q_norms, slack
 
     def count(self, Q, radius2, skip, max_count, n_threads):
+        if self._tree_first(Q.shape[0], lambda rows: radius2[rows]):
+            out = self._tree_index(n_threads).count(Q, radius2, skip, max_count, n_threads,
+                                                    self._tree_budget())
+            todo = np.flatnonzero(out < 0)
+            if todo.size:
+                out[todo] = self._scan_count(Q[todo], radius2[todo], skip[todo], max_count,
+                                             n_threads)
+            return out
+        return self._scan_count(Q, radius2, skip, max_count, n_threads)
+
+    def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
         QA, q_norms, slack = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
@@ -148,6 +212,18 @@ class _BruteIndex:
         return out
 
     def knn(self, Q, k, skip, squared, n_threads):
+        if self._tree_first(Q.shape[0], lambda rows: self._scan_knn(
+                Q[rows], k, skip[rows], True, n_threads)[0][:, -1]):
+            dist, ind, todo = self._tree_index(n_threads).knn(Q, k, skip, squared, n_threads,
+                                                              self._tree_budget())
+            todo = np.flatnonzero(todo)
+            if todo.size:
+                dist[todo], ind[todo] = self._scan_knn(Q[todo], k, skip[todo], squared,
+                                                       n_threads)
+            return dist, ind
+        return self._scan_knn(Q, k, skip, squared, n_threads)
+
+    def _scan_knn(self, Q, k, skip, squared, n_threads):
         m = Q.shape[0]
         dist = np.empty((m, k), dtype=np.float64)
         ind = np.empty((m, k), dtype=np.intp)
@@ -159,11 +235,8 @@ class _BruteIndex:
                              dist, ind, unsure, n_candidates, squared, self.level, n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
-            if not hasattr(self, "_tree"):
-                self._tree = _KDTreeIndex(self.X, DEFAULT_LEAF_SIZE, n_threads)
-            dist[redo], ind[redo] = self._tree.knn(np.ascontiguousarray(Q[redo]), k,
-                                                   np.ascontiguousarray(skip[redo]), squared,
-                                                   n_threads)
+            dist[redo], ind[redo] = self._tree_index(n_threads).knn(Q[redo], k, skip[redo],
+                                                                    squared, n_threads)
         self.last_redone_ = int(redo.size)
         return dist, ind
 
@@ -171,7 +244,9 @@ class _BruteIndex:
 def _choose_algorithm(algorithm, n_samples, n_features):
     if algorithm != "auto":
         return algorithm
-    return "kd_tree" if n_features <= AUTO_KD_TREE_MAX_FEATURES else "brute"
+    limit = AUTO_KD_TREE_MAX_FEATURES if n_samples >= AUTO_KD_TREE_MIN_SAMPLES else \
+        AUTO_KD_TREE_SMALL_MAX_FEATURES
+    return "kd_tree" if n_features <= limit else "brute"
 
 
 def _skip_array(n_queries, skip=None):

@@ -157,3 +157,15 @@ def test_bad_input(name):
     with pytest.raises(ValueError, match="list"):
         fastimb.TomekLinks(sampling_strategy={0: 1}).fit_resample(X, y) if name == "TomekLinks" \
             else fastimb.EditedNearestNeighbours(sampling_strategy={0: 1}).fit_resample(X, y)
+
+
+@pytest.mark.parametrize("d", [5, 20])
+@pytest.mark.parametrize("name", ["EditedNearestNeighbours", "SMOTEENN"])
+def test_enn_paths_on_larger_data_match_imblearn(name, d, dtype):
+    # large enough for every route of ENN's 'all' rule: the 1-NN-then-count route for the
+    # raw classes, the own-k-NN-then-count route for SMOTE's dense minority, and in high
+    # dimension the brute-force index handing those near neighbours to its KD-tree
+    X, y = make_imbalanced(n_samples=6000, n_features=d, weights=(0.05, 0.95), dtype=dtype)
+    module = imb_combine if name == "SMOTEENN" else imb_under
+    params = {"random_state": 0} if name == "SMOTEENN" else {"sampling_strategy": "all"}
+    _same(getattr(fastimb, name)(**params), getattr(module, name)(**params), X, y)

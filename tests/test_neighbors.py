@@ -251,3 +251,61 @@ def test_brute_float32_products_fall_back_when_the_bound_fails():
     nn = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(Xs)
     assert_array_equal(nn.kneighbors(Xs[:200])[1], SkNN(n_neighbors=5).fit(Xs).kneighbors(Xs[:200])[1])
     assert nn._index.last_redone_ == 0
+
+
+def test_kdtree_visit_budget():
+    from fastimb.neighbors import _KDTreeIndex
+
+    X = _tie_free(4000, 6, 5)
+    Q = _tie_free(1500, 6, 6)
+    tree = _KDTreeIndex(X, 16, 2)
+    skip = np.full(1500, -1, dtype=np.intp)
+    dist, ind = tree.knn(Q, 5, skip, True, 2)
+    d_b, i_b, unfinished = tree.knn(Q, 5, skip, True, 2, max_visits=400)
+    assert unfinished.any() and not unfinished.all()
+    assert_array_equal(i_b[~unfinished], ind[~unfinished])
+    assert_array_equal(d_b[~unfinished], dist[~unfinished])
+    assert not tree.knn(Q, 5, skip, True, 2, max_visits=10**9)[2].any()
+    radius2 = dist[:, 2] * 1.5
+    full = tree.count(Q, radius2, skip, 10, 2)
+    capped = tree.count(Q, radius2, skip, 10, 2, max_visits=400)
+    assert (capped == -1).any()
+    assert_array_equal(capped[capped >= 0], full[capped >= 0])
+
+
+def test_kdtree_leaf_order_is_a_stable_sort_by_leaf():
+    from fastimb.neighbors import _KDTreeIndex
+
+    X = _tie_free(3000, 4, 7)
+    tree = _KDTreeIndex(X, 16, 2)
+    leaf, order = tree._order(_tie_free(2500, 4, 8), 2)
+    assert_array_equal(order, np.argsort(leaf, kind="stable"))
+    assert (leaf >= tree.node_start.shape[0] // 2).all()
+
+
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_brute_hands_near_neighbours_to_the_tree(dtype, k):
+    # high dimension, but the data are tight clusters and most queries are rows of the
+    # data: the brute-force index probes, sends everything to its KD-tree with a visit
+    # budget and scans the queries that ran out of it (the scattered ones); the answer is
+    # sklearn's either way
+    rng = np.random.RandomState(0)
+    centres = _tie_free(600, 20, 9) * 10
+    X = (np.repeat(centres, 10, axis=0) + 0.01 * _tie_free(6000, 20, 11)).astype(dtype)
+    Q = np.vstack([X[rng.choice(6000, 2400, replace=False)],
+                   (_tie_free(1200, 20, 10) * 10).astype(dtype)])
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X)
+    ours = nn.kneighbors(Q)
+    assert nn._index._tree is not None
+    ref = SkNN(n_neighbors=k).fit(X).kneighbors(Q)
+    assert_array_equal(ours[1], ref[1])
+    # fastimb's distance of a point to itself is exactly 0; scikit-learn's expanded
+    # formula (norms ~ 1e3 here) gives ~1e-6 there
+    assert_allclose(ours[0], ref[0], rtol=1e-5, atol=1e-5)
+    # and a radius count with small radii goes the same way
+    radius = np.where(np.arange(Q.shape[0]) < 2400, 0.05, 30.0)
+    nn2 = NearestNeighbors(algorithm="brute").fit(X)
+    got = count_closer(X, Q, radius, max_count=3, index=nn2)
+    assert nn2._index._tree is not None
+    assert_array_equal(got, _count_closer_reference(X, Q, radius, np.full(3600, -1), 3))

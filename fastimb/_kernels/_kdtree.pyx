@@ -17,8 +17,10 @@ from libc.math cimport fmax, sqrt
 from libc.stdlib cimport free, malloc
 
 from fastimb._kernels._distance cimport rdist, rdist_bounded
-from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
+from fastimb._kernels._heap cimport FASTIMB_INTP_MAX, heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
+
+import numpy as np
 
 # leaf scans sum every dimension up to this width (measured faster than stopping early)
 cdef intp_t FULL_SUM_MAX_D = 16
@@ -236,16 +238,20 @@ cdef struct Tree:
 cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
                     const floating* hi, const floating* split_val, const floating* q,
                     intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
-                    intp_t node, double rd) noexcept nogil:
+                    intp_t* budget, intp_t node, double rd) noexcept nogil:
     """Depth-first search below ``node``, whose cell lies ``rd`` (squared) from q. The
     far child's cell distance is updated in O(1) from the cut (Arya and Mount's
     incremental distance; ``off`` holds q's offset from the current cell per dimension);
-    a leaf is checked against its tight box before its points are scanned."""
+    a leaf is checked against its tight box before its points are scanned. The search
+    gives up once ``budget`` (points left to scan) falls below zero."""
     cdef intp_t d = t.d, c1 = 2 * node + 1, near, far, dim, p, j
     cdef double old, new, rd_far, dist
+    if budget[0] < 0:
+        return
     if c1 >= t.n_nodes:
         if box_rdist(q, lo + node * d, hi + node * d, d) > hd[0]:
             return
+        budget[0] -= t.node_end[node] - t.node_start[node]
         for p in range(t.node_start[node], t.node_end[node]):
             j = t.idx[p]
             if j == skip:
@@ -263,28 +269,31 @@ cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo
     else:
         near = c1 + 1
         far = c1
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, near, rd)
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, budget, near, rd)
     old = off[dim]
     rd_far = rd - old * old + new * new
     if rd_far <= hd[0]:
         off[dim] = new
-        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, far, rd_far)
+        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, budget, far, rd_far)
         off[dim] = old
 
 
-cdef void knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
+cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
                   const floating* hi, const floating* split_val, const floating* q,
-                  intp_t skip, intp_t k, double* hd, intp_t* hind,
-                  double* off) noexcept nogil:
-    cdef intp_t j
+                  intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
+                  intp_t max_visits) noexcept nogil:
+    """The k nearest of q into (hd, hind), sorted; False if the search scanned more than
+    ``max_visits`` points and gave up (the heap is then incomplete)."""
+    cdef intp_t j, budget = max_visits
     cdef double rd = 0.0
     heap_init(hd, hind, k)
     for j in range(t.d):  # offsets from the root's box
         off[j] = fmax(<double>lo[j] - <double>q[j], 0.0) - \
             fmax(<double>q[j] - <double>hi[j], 0.0)
         rd = rd + off[j] * off[j]
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, 0, rd)
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, &budget, 0, rd)
     heap_sort(hd, hind, k)
+    return budget >= 0
 
 
 def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order: row p
@@ -297,14 +306,20 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
               const intp_t[::1] split_dim,
               const floating[::1] split_val,
               const floating[:, ::1] Q,          # IN  (m, d) query points
+              const intp_t[::1] order,           # IN  (m,) the order to answer them in
               const intp_t[::1] skip,            # IN  (m,) index never returned for q, or -1
               double[:, ::1] out_dist,           # OUT (m, k) distances (not squared)
               intp_t[:, ::1] out_ind,            # OUT (m, k) indices, by (distance, index)
               bint squared,                      # IN  return squared distances
+              intp_t max_visits,                 # IN  give up after scanning this many
+                                                 #     points (-1: never)
+              unsigned char[::1] unfinished,     # OUT (m,) 1 where it gave up, or (0,)
               int n_threads):
-    """Exact k nearest neighbours of every row of Q (k = out_ind.shape[1])."""
+    """Exact k nearest neighbours of every row of Q (k = out_ind.shape[1]), except for
+    the queries flagged ``unfinished`` when a visit budget is set."""
     cdef intp_t m = Q.shape[0], d = Q.shape[1], k = out_ind.shape[1]
-    cdef intp_t qi, j
+    cdef intp_t t, qi, j, budget = max_visits if max_visits >= 0 else FASTIMB_INTP_MAX
+    cdef bint done
     cdef Tree tree
     cdef double* hd
     cdef intp_t* hind
@@ -329,9 +344,12 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
         if hd == NULL or hind == NULL or off == NULL:
             p_failed[0] = 1
         else:
-            for qi in prange(m, schedule="static", chunksize=64):
-                knn_one(&tree, Xt, &node_lo[0, 0], &node_hi[0, 0], &split_val[0], &Q[qi, 0],
-                        skip[qi], k, hd, hind, off)
+            for t in prange(m, schedule="dynamic", chunksize=64):
+                qi = order[t]
+                done = knn_one(&tree, Xt, &node_lo[0, 0], &node_hi[0, 0], &split_val[0],
+                               &Q[qi, 0], skip[qi], k, hd, hind, off, budget)
+                if not done:
+                    unfinished[qi] = 1
                 for j in range(k):
                     out_dist[qi, j] = hd[j] if squared else sqrt(hd[j])
                     out_ind[qi, j] = hind[j]
@@ -342,12 +360,55 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
         raise MemoryError("k-NN query: out of memory for per-thread buffers")
 
 
+def leaf_order(const floating[:, ::1] Q,       # IN  (m, d) query points
+               const intp_t[::1] split_dim,      # IN  tree arrays (see build)
+               const floating[::1] split_val,
+               intp_t[::1] out_leaf,             # OUT (m,) the leaf each query falls in
+               intp_t[::1] out_order,            # OUT (m,) the queries sorted by leaf
+               int n_threads):
+    """The leaf each query descends to (the near child at every cut), and the queries in
+    leaf order (counting sort, stable). Answering queries in that order makes consecutive
+    queries read the same leaves: far fewer cache misses than the data's order."""
+    cdef intp_t m = Q.shape[0], n_nodes = split_dim.shape[0], qi, node, i
+    cdef intp_t first_leaf = n_nodes // 2, n_leaves = n_nodes - n_nodes // 2, total = 0, c
+    cdef intp_t[::1] start = np.zeros(n_leaves + 1, dtype=np.intp)
+    for qi in prange(m, nogil=True, num_threads=n_threads, schedule="static"):
+        node = 0
+        while 2 * node + 1 < n_nodes:
+            if <double> Q[qi, split_dim[node]] - <double> split_val[node] <= 0:
+                node = 2 * node + 1
+            else:
+                node = 2 * node + 2
+        out_leaf[qi] = node
+    with nogil:
+        for qi in range(m):
+            start[out_leaf[qi] - first_leaf] += 1
+        for i in range(n_leaves):
+            c = start[i]
+            start[i] = total
+            total = total + c
+        for qi in range(m):
+            i = out_leaf[qi] - first_leaf
+            out_order[start[i]] = qi
+            start[i] += 1
+
+
 cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t* node_start,
                       const intp_t* node_end, const floating* lo, const floating* hi,
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
-                      intp_t max_count, intp_t* stack_node, double* stack_rd) noexcept nogil:
-    """Points strictly within r2 of q, nearer cells first, stopping at max_count."""
+                      intp_t max_count, intp_t budget, intp_t leaf, intp_t* stack_node,
+                      double* stack_rd) noexcept nogil:
+    """Points strictly within r2 of q, nearer cells first, stopping at max_count; -1 if
+    that needs scanning more than ``budget`` points. The leaf q falls in (``leaf``, or
+    -1) is scanned first: when it alone reaches max_count, no descent is needed."""
     cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, j, count = 0
+    if leaf >= 0:
+        for p in range(node_start[leaf], node_end[leaf]):
+            if idx[p] != skip and rdist_bounded(q, &Xt[p, 0], d, r2) < r2:
+                count += 1
+                if count >= max_count:
+                    return count
+        count = 0  # not enough there: count everything from the root
     stack_node[0] = 0
     stack_rd[0] = box_rdist(q, lo, hi, d)
     while top > 0:
@@ -357,6 +418,9 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
             continue
         c1 = 2 * node + 1
         if c1 >= n_nodes:
+            budget -= node_end[node] - node_start[node]
+            if budget < 0:
+                return -1
             for p in range(node_start[node], node_end[node]):
                 j = idx[p]
                 if j == skip:
@@ -377,13 +441,19 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
                  const floating[:, ::1] node_lo,
                  const floating[:, ::1] node_hi,
                  const floating[:, ::1] Q,        # IN  (m, d) query points
+                 const intp_t[::1] order,         # IN  (m,) the order to answer them in
+                 const intp_t[::1] leaf,          # IN  (m,) the leaf each falls in, or (0,)
                  const double[::1] radius2,       # IN  (m,) squared radius, strict
                  const intp_t[::1] skip,          # IN  (m,) index not counted, or -1
                  intp_t max_count,                # IN  stop counting at this many
-                 intp_t[::1] out_count,           # OUT (m,)
+                 intp_t max_visits,               # IN  give up after scanning this many
+                                                  #     points (-1: never)
+                 intp_t[::1] out_count,           # OUT (m,) the count, -1 where it gave up
                  int n_threads):
     """Per query, how many points lie strictly within ``sqrt(radius2)`` (capped)."""
-    cdef intp_t m = Q.shape[0], n_nodes = node_start.shape[0], qi, depth = 2 * 64 + 4
+    cdef intp_t m = Q.shape[0], n_nodes = node_start.shape[0], t, qi, depth = 2 * 64 + 4
+    cdef intp_t budget = max_visits if max_visits >= 0 else FASTIMB_INTP_MAX
+    cdef bint has_leaf = leaf.shape[0] == m
     cdef intp_t* stack_node
     cdef double* stack_rd
     cdef int failed = 0
@@ -398,10 +468,12 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
         if stack_node == NULL or stack_rd == NULL:
             p_failed[0] = 1
         else:
-            for qi in prange(m, schedule="dynamic", chunksize=64):
+            for t in prange(m, schedule="dynamic", chunksize=64):
+                qi = order[t]
                 out_count[qi] = count_one(Xt, &idx[0], &node_start[0], &node_end[0],
                                           &node_lo[0, 0], &node_hi[0, 0], n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
+                                          budget, leaf[qi] if has_leaf else -1,
                                           stack_node, stack_rd)
         free(stack_node)
         free(stack_rd)
