@@ -7,10 +7,16 @@ can also be handed to imbalanced-learn samplers. Two exact engines sit behind it
 * a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits,
   parallel build by tree level, the data copied in tree order (a leaf's points contiguous),
   depth-first queries with incremental cell distances (Arya-Mount) and a tight-box check
-  per leaf, parallel over query points;
-* blocked brute force (``fastimb._kernels._brute``) for higher dimensions: BLAS gemm on
-  ``||q||^2 - 2 q.x + ||x||^2`` per block, k-selection fused after each block, exact
-  re-ranking of the candidates, parallel over query blocks with BLAS single-threaded.
+  per leaf, parallel over query points taken in leaf order (neighbouring queries read the
+  same leaves), optionally with a budget of points scanned per query;
+* blocked brute force (``fastimb._kernels._brute``) for higher dimensions: float32
+  ``||x||^2 / 2 - q.x`` on centred data with a per-query error bound, compared with the
+  running k-th candidate distance in a fused AVX-512 / AVX2 scan (products and test in
+  registers; BLAS sgemm plus a filter pass on other CPUs), exact re-ranking of the
+  candidates in double, parallel over query blocks. When a probe of the queries shows
+  neighbours far closer than the data's spread (duplicates, queries taken from the data,
+  clustered or resampled data), the queries go to a KD-tree first, each with a budget,
+  and only those that exhaust it are scanned.
 
 ``algorithm="auto"`` takes the KD-tree up to ``AUTO_KD_TREE_MAX_FEATURES`` features when
 the index holds at least ``AUTO_KD_TREE_MIN_SAMPLES`` rows, and up to
@@ -267,8 +273,8 @@ class NearestNeighbors(BaseEstimator):
     n_neighbors : int, default=5
         Number of neighbours returned by :meth:`kneighbors` by default.
     algorithm : {'auto', 'kd_tree', 'brute'}, default='auto'
-        ``'kd_tree'`` for low dimension, ``'brute'`` (blocked BLAS) for high dimension,
-        ``'auto'`` picks by the number of features (see the module docstring).
+        ``'kd_tree'`` for low dimension, ``'brute'`` (blocked scan) for high dimension,
+        ``'auto'`` picks by the numbers of features and rows (see the module docstring).
     leaf_size : int, default=32
         Maximum points per KD-tree leaf.
     n_jobs : int, default=None

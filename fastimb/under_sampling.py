@@ -264,7 +264,15 @@ class EditedNearestNeighbours(BaseCleaningSampler):
             return y[self.nn_._query_rows(rows, k)[1]]
         return y[self.nn_.kneighbors(X[rows], return_distance=False)[:, 1:]]
 
-    def _keep_all_same_class(self, X, y, label, class_idx):
+    def _class_index(self, X, rows, key, cache):
+        """A fitted index of the samples ``rows``, built once per fit under ``key`` (the
+        frozenset of their labels: the other class of a binary problem is the next
+        class's own)."""
+        if key not in cache:
+            cache[key] = NearestNeighbors(n_jobs=self.n_jobs).fit(np.ascontiguousarray(X[rows]))
+        return cache[key]
+
+    def _keep_all_same_class(self, X, y, label, class_idx, all_labels, cache):
         """kind_sel='all' without a k-NN query over all the data for most samples.
 
         A sample keeps all its k neighbours in its class exactly when no sample of another
@@ -290,11 +298,10 @@ class EditedNearestNeighbours(BaseCleaningSampler):
             undecided = np.arange(class_idx.size)
         else:
             n_threads = effective_n_threads(self.n_jobs)
-            X_class = np.ascontiguousarray(X[class_idx])
-            X_other = np.ascontiguousarray(X[other])
             itself = np.arange(class_idx.size, dtype=np.intp)
-            same = NearestNeighbors(n_jobs=self.n_jobs).fit(X_class)
-            to_other = NearestNeighbors(n_jobs=self.n_jobs).fit(X_other)
+            same = self._class_index(X, class_idx, frozenset([label]), cache)
+            to_other = self._class_index(X, other, frozenset(all_labels) - {label}, cache)
+            X_class, X_other = same._fit_X, to_other._fit_X
             if self._own_neighbours_first(same, to_other, X_class, k, n_threads):
                 r2 = same._index.knn(X_class, k, itself, True, n_threads)[0][:, -1]
                 # an other-class sample at distance <= r2: removed, or a tie to resolve
@@ -335,10 +342,12 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         self.nn_.fit(X_search)
         labels, groups = indices_by_class(y)
         kept = []
+        cache = {}
         for label, class_idx in zip(labels, groups):
             if label in self.sampling_strategy_:
                 if self.kind_sel == "all" and isinstance(self.nn_, NearestNeighbors):
-                    keep = self._keep_all_same_class(X_search, y, label, class_idx)
+                    keep = self._keep_all_same_class(X_search, y, label, class_idx,
+                                                     labels.tolist(), cache)
                 elif self.kind_sel == "all":
                     keep = np.all(self._neighbor_labels(X_search, y, class_idx) == label,
                                   axis=1)
