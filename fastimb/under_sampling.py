@@ -289,12 +289,17 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         A probe of the class decides (``OWN_FIRST_RATIO``).
 
         Only the samples these tests cannot clear (near the border, and exact ties) get
-        the full k-NN query, so the answer is the k-NN rule's exactly.
+        the full k-NN query, so the answer is the k-NN rule's exactly. Where that full
+        query is a KD-tree search and the other classes are not much smaller than this
+        one (``OTHERS_SMALL_RATIO``), the plain full query for every sample is cheaper
+        (measured: SMOTEENN at 200k x 5, 0.53 s instead of 0.80 s).
         """
         k = self.nn_.n_neighbors - 1
         other = np.flatnonzero(y != label)
         keep = np.zeros(class_idx.size, dtype=bool)
-        if other.size == 0 or class_idx.size <= k:
+        if other.size == 0 or class_idx.size <= k or (
+                self.nn_._index.kind == "kd_tree" and
+                other.size * self.OTHERS_SMALL_RATIO > class_idx.size):
             undecided = np.arange(class_idx.size)
         else:
             n_threads = effective_n_threads(self.n_jobs)
@@ -326,6 +331,10 @@ class EditedNearestNeighbours(BaseCleaningSampler):
     # output has 0.002-0.013 in its minority class, raw classes 0.19-0.93)
     OWN_FIRST_RATIO = 0.05
     PROBE = 256
+    # with a KD-tree, the per-class tests pay off when the other classes hold at most a
+    # quarter as many samples as the class (raw imbalanced data: 0.20 s against 0.30 s
+    # for the plain query at 200k x 5)
+    OTHERS_SMALL_RATIO = 4
 
     def _own_neighbours_first(self, same, to_other, X_class, k, n_threads):
         m = X_class.shape[0]
