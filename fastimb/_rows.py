@@ -1,4 +1,7 @@
 """Row selection shared by the samplers: gather rows of dense, sparse or pandas data."""
+import sys
+import weakref
+
 import numpy as np
 from scipy import sparse
 
@@ -23,3 +26,46 @@ def gather_rows(X, indices, n_jobs=None):
                   effective_n_threads(n_jobs))
         return out
     return X[indices]
+
+
+class RowBuffers:
+    """``X[rows]`` for a sequence of folds, copied into buffers reused from one fold to the
+    next.
+
+    :meth:`apply` calls ``func(X[rows])``. For a C-contiguous float array the rows go into
+    a leading slice of a buffer kept under ``key`` from the previous call; afterwards the
+    buffer is kept for the next call only if nothing references it any more (``func`` —
+    an estimator's ``fit``, say — kept neither the rows nor a view of them: checked with a
+    weak reference and the buffer's reference count), otherwise it is left to its new
+    owner and the next call allocates afresh, exactly as ``X[rows]`` would. Reuse saves a
+    fresh allocation's page faults in every fold (0.02-0.15 s per 128 MB here). Only for
+    calls made one after the other: with ``reuse=False`` (folds run in parallel) every
+    call gets a fresh ``X[rows]``.
+    """
+
+    SLACK = 1.01  # folds differ by a few rows: room to reuse a buffer for a larger one
+
+    def __init__(self, reuse=True, n_jobs=None):
+        self.reuse = reuse
+        self.n_jobs = n_jobs
+        self._free = {}
+
+    def apply(self, X, rows, key, func):
+        if not (self.reuse and isinstance(X, np.ndarray) and X.ndim == 2 and
+                X.flags.c_contiguous and X.dtype in (np.float32, np.float64)):
+            return func(gather_rows(X, rows, self.n_jobs))
+        rows = np.ascontiguousarray(rows, dtype=np.intp)
+        m = rows.shape[0]
+        buf = self._free.pop(key, None)
+        if buf is None or buf.shape[0] < m or buf.shape[1] != X.shape[1] or \
+                buf.dtype != X.dtype:
+            buf = np.empty((int(m * self.SLACK) + 1, X.shape[1]), dtype=X.dtype)
+        view = buf[:m]
+        take_rows(X, rows, view, effective_n_threads(self.n_jobs))
+        watcher = weakref.ref(view)
+        held = sys.getrefcount(buf)
+        result = func(view)
+        del view
+        if watcher() is None and sys.getrefcount(buf) == held - 1:
+            self._free[key] = buf
+        return result

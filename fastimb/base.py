@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import sparse
 from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
                           OneToOneFeatureMixin, _fit_context)
@@ -24,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (_num_samples, check_consistent_length, column_or_1d,
                                       has_fit_parameter, validate_data)
 
-from fastimb._rows import gather_rows
+from fastimb._rows import RowBuffers, gather_rows
 from fastimb._validation import (check_sample_weight_nonneg, check_sampling_strategy,
                                  check_target_type, check_X_any)
 
@@ -291,11 +292,20 @@ def index_fit_params(params, indices, n_samples):
             for k, v in params.items()}
 
 
-def fit_on_rows(estimator, X, y, rows, fit_params):
+def fit_on_rows(estimator, X, y, rows, fit_params, buffers=None):
     """``estimator`` fitted on the rows ``rows`` of X and y (per-sample fit parameters
-    restricted to them too)."""
-    return estimator.fit(gather_rows(X, rows), gather_rows(y, rows),
-                         **index_fit_params(fit_params, rows, _num_samples(X)))
+    restricted to them too); ``buffers`` (see :func:`fold_buffers`) may reuse the previous
+    fold's copy of X."""
+    y_rows = gather_rows(y, rows)
+    params = index_fit_params(fit_params, rows, _num_samples(X))
+    return (buffers or RowBuffers(reuse=False)).apply(
+        X, rows, "train", lambda X_rows: estimator.fit(X_rows, y_rows, **params))
+
+
+def fold_buffers(n_jobs):
+    """Fold-row buffers for the folds of one fit: reused from fold to fold when joblib
+    runs them one after the other, fresh copies otherwise."""
+    return RowBuffers(reuse=effective_n_jobs(n_jobs) == 1)
 
 
 class WrappingClassifierMixin(MetaEstimatorMixin, ClassifierMixin):

@@ -34,7 +34,7 @@ from sklearn.utils.validation import (_num_samples, check_array, check_consisten
 from fastimb._kernels import _isotonic, _sigmoid
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._plotting import get_axes
-from fastimb.base import WrappingClassifierMixin, fit_on_rows
+from fastimb.base import WrappingClassifierMixin, fit_on_rows, fold_buffers
 from fastimb._rows import gather_rows
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
@@ -358,10 +358,11 @@ def _fit_calibrators(estimator, scores, y_enc, classes, method, sample_weight):
     return _CalibratedModel(estimator, calibrators, classes)
 
 
-def _fit_one_fold(estimator, X, y, train, test, n_classes, fit_params):
+def _fit_one_fold(estimator, X, y, train, test, n_classes, fit_params, buffers):
     """The estimator fitted on ``train`` and its scores on ``test``."""
-    fit_on_rows(estimator, X, y, train, fit_params)
-    return estimator, _class_scores(estimator, gather_rows(X, test), n_classes)
+    fit_on_rows(estimator, X, y, train, fit_params, buffers)
+    return estimator, buffers.apply(X, test, "test",
+                                    lambda X_test: _class_scores(estimator, X_test, n_classes))
 
 
 def _is_frozen(estimator):
@@ -444,9 +445,10 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
         else:
             splits = list(check_cv(5 if self.cv is None else self.cv, y,
                                    classifier=True).split(X, y))
+            buffers = fold_buffers(self.n_jobs)
             folds = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_one_fold)(clone(estimator), X, y, train, test, n_classes,
-                                       fit_params)
+                                       fit_params, buffers)
                 for train, test in splits)
             if self.ensemble in (True, "auto"):
                 self.calibrated_classifiers_ = [calibrate(fitted, scores, test) for

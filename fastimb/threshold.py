@@ -27,7 +27,7 @@ from sklearn.utils.validation import (_num_samples, check_array, check_consisten
                                       check_is_fitted, column_or_1d)
 
 from fastimb._kernels import _threshold
-from fastimb.base import WrappingClassifierMixin, fit_on_rows
+from fastimb.base import WrappingClassifierMixin, fit_on_rows, fold_buffers
 from fastimb._plotting import get_axes, thin
 from fastimb._rows import gather_rows
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
@@ -433,10 +433,14 @@ def _positive_scores(estimator, X, response_method, pos_label):
     return -scores if pos_label == classes[0] else scores
 
 
-def _fit_and_score(estimator, X, y, train, test, fit_params, response_method, pos_label):
-    fit_on_rows(estimator, X, y, train, fit_params)
-    return estimator, _positive_scores(estimator, gather_rows(X, test), response_method,
-                                       pos_label)
+def _fit_and_score(estimator, X, y, train, test, fit_params, response_method, pos_label,
+                   buffers):
+    fit_on_rows(estimator, X, y, train, fit_params, buffers)
+
+    def score(X_test):
+        return _positive_scores(estimator, X_test, response_method, pos_label)
+
+    return estimator, buffers.apply(X, test, "test", score)
 
 
 def _estimator_has(attr):
@@ -584,9 +588,10 @@ class ThresholdClassifier(WrappingClassifierMixin, BaseEstimator):
             if not self.refit and len(splits) != 1:
                 raise ValueError("refit=False needs a single train/test split (cv a float or "
                                  f"a splitter with one split); cv gives {len(splits)}.")
+            buffers = fold_buffers(self.n_jobs)
             fitted = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_and_score)(clone(self.estimator), X, y, train, test, fit_params,
-                                        self.response_method, pos_label)
+                                        self.response_method, pos_label, buffers)
                 for train, test in splits)
             tests = np.concatenate([test for _, test in splits])
             scores = np.concatenate([s for _, s in fitted])

@@ -192,3 +192,33 @@ def test_indices_by_class_matches_unique(values, kind):
     assert labels.dtype == ref.dtype
     for label, group in zip(labels, groups):
         np.testing.assert_array_equal(group, np.flatnonzero(y == label))
+
+
+def test_row_buffers_reused_only_when_nothing_keeps_the_rows():
+    import weakref
+
+    from numpy.testing import assert_array_equal
+
+    from fastimb._rows import RowBuffers
+
+    X = np.arange(60.0).reshape(20, 3)
+    buffers = RowBuffers()
+    seen = []
+    kept = []
+    assert_array_equal(buffers.apply(X, np.array([3, 1, 4]), "k", lambda r: r.copy()),
+                       X[[3, 1, 4]])
+    # (weak references: they do not keep the buffer)
+    buffers.apply(X, np.array([5, 9]), "k", lambda r: seen.append(weakref.ref(r.base)))
+    buffers.apply(X, np.array([2, 6]), "k", lambda r: seen.append(weakref.ref(r.base)))
+    assert seen[0]() is not None and seen[0]() is seen[1]()   # nothing kept the rows
+    buffers.apply(X, np.array([7, 8]), "k", kept.append)          # keeps the rows
+    buffers.apply(X, np.array([0, 1]), "k", lambda r: kept.append(r[:, :2]))  # a view
+    buffers.apply(X, np.array([10, 11]), "k", lambda r: None)
+    assert_array_equal(kept[0], X[[7, 8]])         # never overwritten afterwards
+    assert_array_equal(kept[1], X[[0, 1]][:, :2])
+    assert kept[0].base is not kept[1].base
+    # not reusing: a fresh copy every time; other containers go through gather_rows
+    fresh = RowBuffers(reuse=False)
+    bases = [fresh.apply(X, np.array([1, 2]), "k", lambda r: r.base) for _ in range(2)]
+    assert bases[0] is None or bases[0] is not bases[1]
+    assert_array_equal(buffers.apply(X.tolist(), np.array([1]), "k", np.asarray), X[[1]])

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -164,7 +165,10 @@ def test_isotonic_regression_inputs_untouched():
 # ---------------------------------------------------------------------------------------
 # CalibratedClassifier against scikit-learn
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("estimator", [LogisticRegression(), GaussianNB(), LinearSVC()],
+# KNeighborsClassifier keeps the rows it was fitted on: the fold-row buffers must not be
+# reused under it
+@pytest.mark.parametrize("estimator", [LogisticRegression(), GaussianNB(), LinearSVC(),
+                                       KNeighborsClassifier(n_neighbors=15)],
                          ids=lambda e: type(e).__name__)
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
 @pytest.mark.parametrize("ensemble", [True, False])
