@@ -246,11 +246,14 @@ class IsotonicRegression(RegressorMixin, TransformerMixin, BaseEstimator):
 # ---------------------------------------------------------------------------------------
 # Platt scaling
 # ---------------------------------------------------------------------------------------
-def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12):
+def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12, start=None):
     """Platt's sigmoid ``P(y=1 | s) = 1 / (1 + exp(a s + b))``, fitted by Newton's method
     with backtracking (Lin, Lin and Weng, 2007) on Platt's smoothed targets
     ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)``, as scikit-learn's sigmoid calibration does.
     Each step evaluates the loss, gradient and Hessian in one compiled parallel pass.
+    ``start``: an ``(a, b)`` to start from (e.g. the previous fold's fit: the loss is
+    convex, so only the number of steps changes), else Platt's ``(0, log((n- + 1) /
+    (n+ + 1)))``.
 
     Returns ``(a, b)``.
     """
@@ -270,7 +273,8 @@ def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12):
         _sigmoid.sigmoid_terms(f, t, w, a, b, partial, terms, n_threads)
         return terms.copy()
 
-    a, b = 0.0, math.log((n_neg + 1.0) / (n_pos + 1.0))
+    a, b = (0.0, math.log((n_neg + 1.0) / (n_pos + 1.0))) if start is None else \
+        (float(start[0]), float(start[1]))
     loss, g_a, g_b, h_aa, h_ab, h_bb = evaluate(a, b)
     for _ in range(max_iter):
         h_aa, h_bb = h_aa + 1e-12, h_bb + 1e-12
@@ -294,10 +298,15 @@ def fit_sigmoid(scores, y, sample_weight=None, max_iter=100, tol=1e-12):
 
 
 class _SigmoidCalibrator(RegressorMixin, BaseEstimator):
-    """Platt scaling as a 1-D regressor (fit on scores and 0/1 targets)."""
+    """Platt scaling as a 1-D regressor (fit on scores and 0/1 targets); ``start``: the
+    ``(a, b)`` Newton's method starts from (see :func:`fit_sigmoid`)."""
+
+    def __init__(self, start=None):
+        self.start = start
 
     def fit(self, X, y, sample_weight=None):
-        self.a_, self.b_ = fit_sigmoid(column_or_1d(X), column_or_1d(y), sample_weight)
+        self.a_, self.b_ = fit_sigmoid(column_or_1d(X), column_or_1d(y), sample_weight,
+                                       start=self.start)
         return self
 
     def predict(self, T):
@@ -345,14 +354,20 @@ class _CalibratedModel:
         return out
 
 
-def _fit_calibrators(estimator, scores, y_enc, classes, method, sample_weight):
+def _fit_calibrators(estimator, scores, y_enc, classes, method, sample_weight,
+                     previous=None):
+    """One calibrator per column of ``scores``; the sigmoids start from those of
+    ``previous`` (the last fold's model: the folds' fits are close) when it has them."""
     n_classes = len(classes)
     seen = np.searchsorted(classes, estimator.classes_)
     columns = [1] if n_classes == 2 else list(seen)
+    starts = ([(c.a_, c.b_) for c in previous.calibrators]
+              if previous is not None and method == "sigmoid" and
+              len(previous.calibrators) == len(columns) else [None] * len(columns))
     calibrators = []
     for j, col in enumerate(columns):
         cal = (IsotonicRegression(out_of_bounds="clip") if method == "isotonic"
-               else _SigmoidCalibrator())
+               else _SigmoidCalibrator(start=starts[j]))
         cal.fit(scores[:, j], (y_enc == col).astype(np.float64), sample_weight=sample_weight)
         calibrators.append(cal)
     return _CalibratedModel(estimator, calibrators, classes)
@@ -434,9 +449,10 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
         sample_weight, fit_params = self._route_sample_weight(
             estimator, sample_weight, _num_samples(X), fit_params)
 
-        def calibrate(fitted, scores, rows):
+        def calibrate(fitted, scores, rows, previous=None):
             return _fit_calibrators(fitted, scores, y_enc[rows], self.classes_, self.method,
-                                    None if sample_weight is None else sample_weight[rows])
+                                    None if sample_weight is None else sample_weight[rows],
+                                    previous)
 
         if self.cv == "prefit" or _is_frozen(estimator):
             check_is_fitted(estimator)
@@ -451,8 +467,11 @@ class CalibratedClassifier(WrappingClassifierMixin, BaseEstimator):
                                        fit_params, buffers)
                 for train, test in splits)
             if self.ensemble in (True, "auto"):
-                self.calibrated_classifiers_ = [calibrate(fitted, scores, test) for
-                                                (fitted, scores), (_, test) in zip(folds, splits)]
+                self.calibrated_classifiers_ = []
+                previous = None
+                for (fitted, scores), (_, test) in zip(folds, splits):
+                    previous = calibrate(fitted, scores, test, previous)
+                    self.calibrated_classifiers_.append(previous)
             else:
                 self.calibrated_classifiers_ = [calibrate(
                     clone(estimator).fit(X, y, **fit_params),

@@ -344,3 +344,18 @@ def test_reliability_display():
     assert disp.line_.get_label().startswith("LogisticRegression (ECE")
     disp = ReliabilityDisplay.from_predictions(y, clf.predict_proba(X)[:, 1], name="m")
     assert disp.ax_ is not None
+
+
+def test_fit_sigmoid_start_changes_only_the_path():
+    from fastimb.calibration import fit_sigmoid
+
+    rng = np.random.RandomState(0)
+    y = (rng.rand(5000) < 0.1).astype(int)
+    s = rng.normal(size=5000) + 2 * y
+    w = rng.uniform(0.5, 2.0, size=5000)
+    for weights in (None, w):
+        plain = fit_sigmoid(s, y, weights)
+        for start in [(0.0, 0.0), (-3.0, 4.0), plain, (plain[0] * 1.1, plain[1] - 0.2)]:
+            # the same optimum, to the precision the stopping rule asks for (a relative
+            # Newton decrement of 1e-12 in the loss leaves ~1e-6 in the parameters)
+            assert_allclose(fit_sigmoid(s, y, weights, start=start), plain, rtol=1e-5)
