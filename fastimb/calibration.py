@@ -36,6 +36,7 @@ from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._plotting import get_axes
 from fastimb.base import WrappingClassifierMixin, fit_on_rows, fold_buffers
 from fastimb._rows import gather_rows
+from fastimb._sorting import sorted_values
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
 
@@ -131,8 +132,9 @@ def _pool_ties(X, y, w):
     one = y == 1
     if w is None and np.all(one | (y == 0)):
         # np.compress: much faster than boolean indexing on an unpredictable mask
-        m = _isotonic.pool_ties_binary(np.sort(np.compress(one, X)),
-                                       np.sort(np.compress(~one, X)), eps, xs, ys, ws)
+        ones = sorted_values(np.compress(one, X), overwrite=True)
+        zeros = sorted_values(np.compress(~one, X), overwrite=True)
+        m = _isotonic.pool_ties_binary(ones, zeros, eps, xs, ys, ws)
     else:
         m = _isotonic.pool_ties(X, y, np.empty(0) if w is None else w,
                                 np.argsort(X).astype(np.intp, copy=False), eps, xs, ys, ws)

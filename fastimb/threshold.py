@@ -30,6 +30,7 @@ from fastimb._kernels import _threshold
 from fastimb.base import WrappingClassifierMixin, fit_on_rows, fold_buffers
 from fastimb._plotting import get_axes, thin
 from fastimb._rows import gather_rows
+from fastimb._sorting import sorted_values
 from fastimb._validation import check_sample_weight_nonneg, encode_labels
 
 OBJECTIVES = ("f1", "fbeta", "cost", "youden", "gmean", "balanced_accuracy",
@@ -390,9 +391,9 @@ def threshold_sweep(y_true, y_score, *, pos_label=None, sample_weight=None):
     n_predicted = np.empty(n, dtype=np.intp)
     if w is None:
         # np.compress: much faster than boolean indexing on an unpredictable mask
-        m = _threshold.sweep_split(np.sort(np.compress(positive, scores)),
-                                   np.sort(np.compress(~positive, scores)),
-                                   thresholds, tp, fp, n_predicted)
+        pos = sorted_values(np.compress(positive, scores), overwrite=True)
+        neg = sorted_values(np.compress(~positive, scores), overwrite=True)
+        m = _threshold.sweep_split(pos, neg, thresholds, tp, fp, n_predicted)
     else:
         m = _threshold.sweep_order(scores, np.argsort(scores).astype(np.intp, copy=False),
                                    positive.view(np.uint8), w, thresholds, tp, fp,
