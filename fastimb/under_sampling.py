@@ -17,6 +17,7 @@ from fastimb.base import BaseCleaningSampler, BaseUnderSampler
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb.neighbors import (
     NearestNeighbors,
+    _skip_array,
     check_neighbors_object,
     count_closer,
 )
@@ -269,7 +270,8 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         frozenset of their labels: the other class of a binary problem is the next
         class's own)."""
         if key not in cache:
-            cache[key] = NearestNeighbors(n_jobs=self.n_jobs).fit(np.ascontiguousarray(X[rows]))
+            cache[key] = NearestNeighbors(n_jobs=self.n_jobs).fit(
+                gather_rows(X, rows, self.n_jobs))
         return cache[key]
 
     def _keep_all_same_class(self, X, y, label, class_idx, all_labels, cache):
@@ -314,9 +316,8 @@ class EditedNearestNeighbours(BaseCleaningSampler):
                                       squared=True, n_jobs=self.n_jobs, index=to_other)
                 keep = within == 0
             else:
-                r2 = to_other._index.knn(X_class, 1, np.full(class_idx.size, -1,
-                                                             dtype=np.intp),
-                                         True, n_threads)[0][:, 0]
+                r2 = to_other._index.knn(X_class, 1, _skip_array(class_idx.size), True,
+                                         n_threads)[0][:, 0]
                 closer = count_closer(X_class, X_class, r2, max_count=k, squared=True,
                                       exclude=itself, n_jobs=self.n_jobs, index=same)
                 keep = closer >= k
@@ -341,7 +342,7 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         probe = np.unique(np.linspace(0, m - 1, min(m, self.PROBE)).astype(np.intp))
         Q = X_class[probe]
         r_own = same._index.knn(Q, k, probe, True, n_threads)[0][:, -1]
-        r_other = to_other._index.knn(Q, 1, np.full(probe.size, -1, dtype=np.intp), True,
+        r_other = to_other._index.knn(Q, 1, _skip_array(probe.size), True,
                                       n_threads)[0][:, 0]
         return np.median(r_own) <= self.OWN_FIRST_RATIO * np.median(r_other)
 
