@@ -4,8 +4,10 @@ Every sampler gets its neighbours here. :class:`NearestNeighbors` behaves as
 scikit-learn's for what samplers use (``fit``, ``kneighbors``, ``kneighbors_graph``) and
 can also be handed to imbalanced-learn samplers. Two exact engines sit behind it:
 
-* a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits,
-  parallel build by tree level, the data copied in tree order (a leaf's points contiguous),
+* a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits
+  (branch-free partitions around sampled pivots), built level by level in parallel until
+  the nodes fit in cache, then one task per subtree on its rows copied in tree order
+  (a leaf's points contiguous),
   depth-first queries with incremental cell distances (Arya-Mount) and a tight-box check
   per leaf, parallel over query points taken in leaf order (neighbouring queries read the
   same leaves), optionally with a budget of points scanned per query;
@@ -51,7 +53,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
 from fastimb._kernels import _brute, _kdtree
-from fastimb._kernels._gather import take_rows
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._validation import check_float_X
 
@@ -85,11 +86,10 @@ class _KDTreeIndex:
         self.node_hi = np.zeros((n_nodes, d), dtype=X.dtype)
         self.split_dim = np.zeros(n_nodes, dtype=np.intp)
         self.split_val = np.zeros(n_nodes, dtype=X.dtype)
-        _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
-                      self.node_hi, self.split_dim, self.split_val, n_threads)
-        # the data in tree order: a leaf's points are contiguous for the queries
+        # the data in tree order (a leaf's points contiguous for the queries)
         self.Xt = np.empty_like(X)
-        take_rows(X, self.idx, self.Xt, n_threads)
+        _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
+                      self.node_hi, self.split_dim, self.split_val, self.Xt, n_threads)
 
     def _order(self, Q, n_threads):
         """(leaf, order): the leaf each query falls in and the queries sorted by it (see
@@ -143,7 +143,7 @@ class _BruteIndex:
     # squared distance between two rows, all queries go to the tree, each giving up
     # after scanning n / TREE_BUDGET_DIVISOR points (those are then scanned).
     TREE_MIN_QUERIES = 2048
-    TREE_PROBE = 256
+    TREE_PROBE = 64
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
 

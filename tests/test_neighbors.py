@@ -309,3 +309,41 @@ def test_brute_hands_near_neighbours_to_the_tree(dtype, k):
     got = count_closer(X, Q, radius, max_count=3, index=nn2)
     assert nn2._index._tree is not None
     assert_array_equal(got, _count_closer_reference(X, Q, radius, np.full(3600, -1), 3))
+
+
+def _check_tree(tree, X):
+    """Structural invariants of a built KD-tree."""
+    ns, ne, sd, sv = tree.node_start, tree.node_end, tree.split_dim, tree.split_val
+    assert_array_equal(np.sort(tree.idx), np.arange(X.shape[0]))
+    assert_array_equal(tree.Xt, X[tree.idx])
+    for node in range(ns.shape[0] // 2):
+        c1, c2 = 2 * node + 1, 2 * node + 2
+        assert ns[c1] == ns[node] and ne[c1] == ns[c2] and ne[c2] == ne[node]
+        assert abs((ne[c1] - ns[c1]) - (ne[c2] - ns[c2])) <= 1  # median splits
+        assert (tree.Xt[ns[c1]:ne[c1], sd[node]] <= sv[node]).all()
+        assert (tree.Xt[ns[c2]:ne[c2], sd[node]] >= sv[node]).all()
+    for node in range(ns.shape[0]):
+        if ne[node] > ns[node]:  # boxes tight
+            pts = tree.Xt[ns[node]:ne[node]]
+            assert_array_equal(tree.node_lo[node], pts.min(axis=0))
+            assert_array_equal(tree.node_hi[node], pts.max(axis=0))
+
+
+@pytest.mark.parametrize("data", ["grid", "constant", "clusters", "uniform"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kdtree_build_invariants_and_thread_independence(data, dtype):
+    # sizes reach the sampled-pivot selection (ranges of 4096+ keys) and both build
+    # phases; heavy duplicates (grid, constant, clusters of identical rows) exercise the
+    # bands of equal keys
+    from fastimb.neighbors import _KDTreeIndex
+
+    rng = np.random.RandomState(3)
+    X = {"grid": lambda: rng.randint(0, 3, size=(60000, 3)),
+         "constant": lambda: np.ones((20000, 4)),
+         "clusters": lambda: np.repeat(rng.rand(7, 3), 5000, axis=0),
+         "uniform": lambda: rng.rand(70000, 5)}[data]().astype(dtype)
+    trees = [_KDTreeIndex(X, 16, n_threads) for n_threads in (1, 2)]
+    _check_tree(trees[1], X)
+    for name in ("idx", "node_start", "node_end", "node_lo", "node_hi", "split_dim",
+                 "split_val"):
+        assert_array_equal(getattr(trees[0], name), getattr(trees[1], name))

@@ -98,6 +98,13 @@ cdef inline intp_t chunk_rows(intp_t x0, intp_t n) noexcept nogil:
     return min(min(BLOCK_X, max(64, x0)), n - x0)
 
 
+cdef inline intp_t query_block(intp_t m, int n_threads) noexcept nogil:
+    """Queries per parallel task: BLOCK_Q, or fewer (a multiple of 8, at least 32: the
+    rows are read once per task) so that a few queries still keep every thread busy."""
+    cdef intp_t per_thread = (m + n_threads - 1) // max(n_threads, 1)
+    return min(BLOCK_Q, max(32, (per_thread + 7) // 8 * 8))
+
+
 cdef struct Rows:
     # the indexed rows, read-only
     intp_t n
@@ -219,7 +226,8 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
               int n_threads):
     """k nearest neighbours of each row of Q among the rows of X (exact unless flagged)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
-    cdef intp_t kc = n_candidates, n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
+    cdef intp_t kc = n_candidates, block_q = query_block(m, n_threads)
+    cdef intp_t n_blocks = (m + block_q - 1) // block_q
     cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk, h, l, nh
     cdef int nq_pad
     cdef double qn, dd
@@ -246,8 +254,8 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
             p_failed[0] = 1
         else:
             for qb in prange(n_blocks, schedule="dynamic"):
-                q0 = qb * BLOCK_Q
-                nq = min(BLOCK_Q, m - q0)
+                q0 = qb * block_q
+                nq = min(block_q, m - q0)
                 for i in range(nq):
                     w.qrows[i] = q0 + i
                     heap_init(hd + i * kc, hind + i * kc, kc)
@@ -319,7 +327,8 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     are common.
     """
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0]
-    cdef intp_t n_blocks = (m + BLOCK_Q - 1) // BLOCK_Q
+    cdef intp_t block_q = query_block(m, n_threads)
+    cdef intp_t n_blocks = (m + block_q - 1) // block_q
     cdef intp_t qb, q0, nq, x0, nx, a, n_act, n_keep, qi, jj, cnt, h, l, nh
     cdef int nq_pad
     cdef double qn, r2, s, dd
@@ -337,8 +346,8 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
             p_failed[0] = 1
         else:
             for qb in prange(n_blocks, schedule="dynamic"):
-                q0 = qb * BLOCK_Q
-                nq = min(BLOCK_Q, m - q0)
+                q0 = qb * block_q
+                nq = min(block_q, m - q0)
                 for a in range(nq):
                     w.qrows[a] = q0 + a
                     out_count[q0 + a] = 0

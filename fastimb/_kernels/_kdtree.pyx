@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport fmax, sqrt
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 from fastimb._kernels._distance cimport rdist, rdist_bounded
 from fastimb._kernels._heap cimport FASTIMB_INTP_MAX, heap_init, heap_push, heap_sort
@@ -41,65 +42,133 @@ cdef inline double box_rdist(const floating* q, const floating* lo, const floati
 # ---------------------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------------------
+# above this many keys, selection partitions around two pivots taken from a sample
+cdef intp_t SAMPLE_SELECT_MIN = 4096
+DEF SAMPLE_SIZE = 512
+# bytes of a subtree the second build phase handles in one task (rows, keys, buffers)
+cdef intp_t SUBTREE_BYTES = 1 << 21
+
+
+cdef inline void swap_pair(double* key, intp_t* idx, intp_t a, intp_t b) noexcept nogil:
+    cdef double tk = key[a]
+    cdef intp_t ti = idx[a]
+    key[a] = key[b]
+    key[b] = tk
+    idx[a] = idx[b]
+    idx[b] = ti
+
+
+cdef inline intp_t partition_below(double* key, intp_t* idx, intp_t lo, intp_t hi, double a,
+                                  bint or_equal) noexcept nogil:
+    """One pass over [lo, hi): keys < a (<= a with ``or_equal``) first; returns where
+    the others start. Branch-free (Lomuto's scheme with an unconditional swap): the
+    outcome of each comparison only moves the boundary, so random keys cost no branch
+    mispredictions."""
+    cdef intp_t i = lo, j, ti
+    cdef double v
+    for j in range(lo, hi):
+        v = key[j]
+        ti = idx[j]
+        key[j] = key[i]
+        idx[j] = idx[i]
+        key[i] = v
+        idx[i] = ti
+        i += (v <= a) if or_equal else (v < a)
+    return i
+
+
+cdef void sort_doubles(double* v, intp_t n) noexcept nogil:
+    """Shell sort (small arrays: the selection's sample)."""
+    cdef intp_t gap = 1, i, j
+    cdef double t
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap > 0:
+        for i in range(gap, n):
+            t = v[i]
+            j = i
+            while j >= gap and v[j - gap] > t:
+                v[j] = v[j - gap]
+                j -= gap
+            v[j] = t
+        gap = gap // 3
+
+
 cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept nogil:
     """Reorder the pairs (key, idx)[0:n] so that position nth holds the pair of rank nth,
-    with smaller-or-equal keys before it and larger-or-equal after (quickselect)."""
-    cdef intp_t left = 0, right = n - 1, i, j, mid, ti
-    cdef double pivot, tk
-    while right > left:
-        mid = left + (right - left) // 2
-        # median of three as the pivot, moved to position right
-        if key[mid] < key[left]:
-            tk = key[mid]; key[mid] = key[left]; key[left] = tk
-            ti = idx[mid]; idx[mid] = idx[left]; idx[left] = ti
-        if key[right] < key[left]:
-            tk = key[right]; key[right] = key[left]; key[left] = tk
-            ti = idx[right]; idx[right] = idx[left]; idx[left] = ti
-        if key[mid] < key[right]:
-            tk = key[mid]; key[mid] = key[right]; key[right] = tk
-            ti = idx[mid]; idx[mid] = idx[right]; idx[right] = ti
-        pivot = key[right]
-        i = left
-        for j in range(left, right):
-            if key[j] < pivot:
-                tk = key[i]; key[i] = key[j]; key[j] = tk
-                ti = idx[i]; idx[i] = idx[j]; idx[j] = ti
-                i += 1
-        tk = key[i]; key[i] = key[right]; key[right] = tk
-        ti = idx[i]; idx[i] = idx[right]; idx[right] = ti
-        if i == nth:
-            return
-        elif i < nth:
-            left = i + 1
+    with smaller-or-equal keys before it and larger-or-equal after.
+
+    Each step cuts the range around pivots a <= b into keys < a, keys in [a, b] and keys
+    > b (a second pass over the part not below a), and keeps the part holding rank nth;
+    when a == b that middle part is a band of equal keys, and nth in it ends the search
+    (so equal keys cost one step, however many). Large ranges take a and b bracketing the
+    target rank in a strided sample (Floyd and Rivest's idea): the kept band holds a few
+    percent of the keys; small ranges use a = b = the median of three."""
+    cdef intp_t lo = 0, hi = n, m, lt, gt, i, r, r_lo, r_hi
+    cdef double a, b, x, y, z
+    cdef double sample[SAMPLE_SIZE]
+    while hi - lo > 1:
+        m = hi - lo
+        if m >= SAMPLE_SELECT_MIN:
+            for i in range(SAMPLE_SIZE):
+                sample[i] = key[lo + (i * m) // SAMPLE_SIZE]
+            sort_doubles(sample, SAMPLE_SIZE)
+            r = ((nth - lo) * SAMPLE_SIZE) // m
+            # 40 ranks: about 3.5 standard deviations of the sample rank at the median
+            r_lo = max(r - 40, 0)
+            r_hi = min(r + 40, SAMPLE_SIZE - 1)
+            a = sample[r_lo]
+            b = sample[r_hi]
         else:
-            right = i - 1
+            x = key[lo]
+            y = key[lo + m // 2]
+            z = key[hi - 1]
+            a = max(min(x, y), min(max(x, y), z))  # the median of three
+            b = a
+        lt = partition_below(key, idx, lo, hi, a, False)
+        if nth < lt:
+            hi = lt
+            continue
+        gt = partition_below(key, idx, lt, hi, b, True)
+        if nth >= gt:
+            lo = gt
+        elif a == b:
+            return  # rank nth lies in a band of keys equal to a
+        else:
+            # a band [a, b] as large as the range (many equal keys) gets a = b next time
+            if gt - lt == m:
+                a = sample[r]
+                lt = partition_below(key, idx, lo, hi, a, False)
+                if nth < lt:
+                    hi = lt
+                    continue
+                gt = partition_below(key, idx, lt, hi, a, True)
+                if nth < gt:
+                    return
+                lo = gt
+            else:
+                lo = lt
+                hi = gt
 
 
-cdef int split_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t* node_start,
-                    intp_t* node_end, floating* lo, floating* hi, intp_t d,
-                    intp_t* split_dim, floating* split_val) noexcept nogil:
-    """Split a node at the median of the widest side of its cell; the children's cells are
-    the parent's cut at the median value (tightened after the build)."""
-    cdef intp_t start = node_start[node], end = node_end[node], n = end - start
-    cdef intp_t j, dim = 0, mid = start + (end - start) // 2
-    cdef intp_t c1 = 2 * node + 1, c2 = 2 * node + 2
+cdef inline intp_t widest_side(intp_t node, const floating* lo, const floating* hi,
+                               intp_t d) noexcept nogil:
+    cdef intp_t j, dim = 0
     cdef double spread, best = -1.0
-    cdef double* key
-    cdef floating cut
     for j in range(d):
         spread = <double>hi[node * d + j] - <double>lo[node * d + j]
         if spread > best:
             best = spread
             dim = j
-    if n > 1:
-        key = <double*> malloc(n * sizeof(double))
-        if key == NULL:
-            return -1
-        for j in range(n):
-            key[j] = X[idx[start + j], dim]
-        select_nth(key, idx + start, n, mid - start)
-        free(key)
-    cut = X[idx[mid], dim] if n > 0 else lo[node * d + dim]
+    return dim
+
+
+cdef inline void cut_node(intp_t node, intp_t dim, floating cut, intp_t mid,
+                          intp_t* node_start, intp_t* node_end, floating* lo, floating* hi,
+                          intp_t d, intp_t* split_dim, floating* split_val) noexcept nogil:
+    """Record node's cut and give its children their ranges and cells (the parent's cell
+    cut at ``cut``; tightened after the build)."""
+    cdef intp_t c1 = 2 * node + 1, c2 = 2 * node + 2, j
     split_dim[node] = dim
     split_val[node] = cut
     for j in range(d):
@@ -109,30 +178,27 @@ cdef int split_node(const floating[:, ::1] X, intp_t* idx, intp_t node, intp_t* 
         hi[c2 * d + j] = hi[node * d + j]
     hi[c1 * d + dim] = cut
     lo[c2 * d + dim] = cut
-    node_start[c1] = start
+    node_start[c1] = node_start[node]
     node_end[c1] = mid
     node_start[c2] = mid
-    node_end[c2] = end
-    return 0
+    node_end[c2] = node_end[node]
 
 
-cdef void tight_leaf_box(const floating[:, ::1] X, const intp_t* idx, intp_t node,
-                         const intp_t* node_start, const intp_t* node_end, floating* lo,
-                         floating* hi, intp_t d) noexcept nogil:
-    cdef intp_t start = node_start[node], end = node_end[node], i, j
+cdef void tight_box(const floating* rows, intp_t n_rows, intp_t d, floating* lo,
+                    floating* hi) noexcept nogil:
+    """Bounding box of ``n_rows`` contiguous rows (n_rows >= 1)."""
+    cdef intp_t i, j
     cdef floating v
-    if end <= start:
-        return  # an empty leaf keeps its (valid) cell
     for j in range(d):
-        lo[node * d + j] = X[idx[start], j]
-        hi[node * d + j] = X[idx[start], j]
-    for i in range(start + 1, end):
+        lo[j] = rows[j]
+        hi[j] = rows[j]
+    for i in range(1, n_rows):
         for j in range(d):
-            v = X[idx[i], j]
-            if v < lo[node * d + j]:
-                lo[node * d + j] = v
-            elif v > hi[node * d + j]:
-                hi[node * d + j] = v
+            v = rows[i * d + j]
+            if v < lo[j]:
+                lo[j] = v
+            elif v > hi[j]:
+                hi[j] = v
 
 
 cdef void union_box(intp_t node, const intp_t* node_start, const intp_t* node_end,
@@ -145,7 +211,73 @@ cdef void union_box(intp_t node, const intp_t* node_start, const intp_t* node_en
         hi[node * d + j] = max(hi[c1 * d + j], hi[c2 * d + j])
 
 
-def build(const floating[:, ::1] X,      # IN  (n, d) data
+cdef int build_subtree(floating* Xt, intp_t* idx, intp_t root, intp_t depth, intp_t d,
+                       intp_t* node_start, intp_t* node_end, floating* lo, floating* hi,
+                       intp_t* split_dim, floating* split_val) noexcept nogil:
+    """Split the ``depth`` levels below ``root``, whose rows are contiguous in Xt (rows
+    ``node_start[root]:node_end[root]``, read there: they fit in cache), then put the rows
+    and idx in the subtree's order and give its nodes tight boxes. 0, or -1 when out of
+    memory."""
+    cdef intp_t s = node_start[root], m = node_end[root] - s, l, j, i, node, first, a, b
+    cdef intp_t mid, dim
+    cdef floating* rows = Xt + s * d
+    cdef intp_t* loc = NULL
+    cdef double* key = NULL
+    cdef floating* tmp = NULL
+    cdef intp_t* itmp = NULL
+    if m == 0:
+        return 0
+    if depth > 0:
+        loc = <intp_t*> malloc(m * sizeof(intp_t))
+        key = <double*> malloc(m * sizeof(double))
+        tmp = <floating*> malloc(m * d * sizeof(floating))
+        itmp = <intp_t*> malloc(m * sizeof(intp_t))
+        if loc == NULL or key == NULL or tmp == NULL or itmp == NULL:
+            free(loc)
+            free(key)
+            free(tmp)
+            free(itmp)
+            return -1
+        for i in range(m):
+            loc[i] = i
+        for l in range(depth):
+            first = ((root + 1) << l) - 1
+            for j in range(1 << l):
+                node = first + j
+                a = node_start[node] - s
+                b = node_end[node] - s
+                dim = widest_side(node, lo, hi, d)
+                for i in range(a, b):
+                    key[i] = rows[loc[i] * d + dim]
+                mid = a + (b - a) // 2
+                if b - a > 1:
+                    select_nth(key + a, loc + a, b - a, mid - a)
+                cut_node(node, dim, rows[loc[mid] * d + dim] if b > a else lo[node * d + dim],
+                         s + mid, node_start, node_end, lo, hi, d, split_dim, split_val)
+        # the rows and their indices in the subtree's final order
+        for i in range(m):
+            memcpy(tmp + i * d, rows + loc[i] * d, d * sizeof(floating))
+            itmp[i] = idx[s + loc[i]]
+        memcpy(rows, tmp, m * d * sizeof(floating))
+        memcpy(idx + s, itmp, m * sizeof(intp_t))
+        free(loc)
+        free(key)
+        free(tmp)
+        free(itmp)
+    first = ((root + 1) << depth) - 1
+    for j in range(1 << depth):
+        node = first + j
+        if node_end[node] > node_start[node]:  # an empty leaf keeps its (valid) cell
+            tight_box(Xt + node_start[node] * d, node_end[node] - node_start[node], d,
+                      lo + node * d, hi + node * d)
+    for l in range(depth - 1, -1, -1):
+        first = ((root + 1) << l) - 1
+        for j in range(1 << l):
+            union_box(first + j, node_start, node_end, lo, hi, d)
+    return 0
+
+
+def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
           intp_t[::1] idx,               # OUT (n,) permutation of range(n)
           intp_t[::1] node_start,        # OUT (n_nodes,)
           intp_t[::1] node_end,          # OUT (n_nodes,)
@@ -153,50 +285,91 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data
           floating[:, ::1] node_hi,      # OUT (n_nodes, d) bounding-box maxima
           intp_t[::1] split_dim,         # OUT (n_nodes,) cut dimension of internal nodes
           floating[::1] split_val,       # OUT (n_nodes,) cut value: left <= cut <= right
+          floating[:, ::1] Xt,           # OUT (n, d) the data in tree order: Xt[p] = X[idx[p]]
           int n_threads):
-    """Fill the tree arrays. Nodes of one level are split in parallel; the result does
-    not depend on the thread count. Boxes end tight (leaves scanned, parents united)."""
+    """Fill the tree arrays, in two phases. The top levels, whose nodes are too large for
+    the cache, gather each node's keys from X through idx (in parallel) and select the
+    median; then the rows are copied into Xt in that order, and each remaining subtree,
+    now contiguous in Xt, is built in one task from its own rows. Boxes end tight
+    (leaves scanned, parents united). The result does not depend on the thread count."""
     cdef intp_t n = X.shape[0], d = X.shape[1], n_nodes = node_start.shape[0]
-    cdef intp_t i, j, level_first, level_size, node, n_internal = n_nodes // 2
+    cdef intp_t n_levels = 0, top_levels = 0, size, l, j, node, first, a, b, mid, p, i
+    cdef intp_t n_blocks, blk, r0, r1, max_rows, dim
+    cdef floating* lo = &node_lo[0, 0]
+    cdef floating* hi = &node_hi[0, 0]
+    cdef floating* bl
+    cdef floating* bh
+    cdef double* key
     cdef int status = 0
     cdef int* p_status = &status
-    for i in range(n):
-        idx[i] = i
-    node_start[0] = 0
-    node_end[0] = n
-    for j in range(d):
-        node_lo[0, j] = X[0, j]
-        node_hi[0, j] = X[0, j]
-    for i in range(1, n):
-        for j in range(d):
-            if X[i, j] < node_lo[0, j]:
-                node_lo[0, j] = X[i, j]
-            elif X[i, j] > node_hi[0, j]:
-                node_hi[0, j] = X[i, j]
-    level_first = 0
-    level_size = 1
+    while (1 << n_levels) - 1 < n_nodes:
+        n_levels += 1
+    # the top phase ends where nodes fit in SUBTREE_BYTES
+    max_rows = max(SUBTREE_BYTES // (d * sizeof(floating) + 3 * sizeof(intp_t)), 1)
+    size = n
+    # (and gives every thread a few subtrees where that is worth a parallel phase)
+    while top_levels < n_levels - 1 and (size > max_rows or (
+            (1 << top_levels) < 4 * n_threads and size > 4 * SAMPLE_SELECT_MIN)):
+        size = (size + 1) // 2
+        top_levels += 1
+    # the root's cell: the data's bounding box, by blocks in parallel
+    n_blocks = (n + 8191) // 8192
+    boxes = np.empty((2 * n_blocks, d), dtype=np.asarray(node_lo).dtype)
+    cdef floating[:, ::1] bx = boxes
+    key = <double*> malloc((n if top_levels > 0 else 1) * sizeof(double))
+    if key == NULL:
+        raise MemoryError("KD-tree build: out of memory")
     with nogil:
-        while level_first < n_internal:
-            for node in prange(level_first, level_first + level_size, schedule="dynamic",
-                               num_threads=n_threads):
-                if split_node(X, &idx[0], node, &node_start[0], &node_end[0],
-                              &node_lo[0, 0], &node_hi[0, 0], d, &split_dim[0],
-                              &split_val[0]) != 0:
-                    p_status[0] = -1
-            level_first = level_first + level_size
-            level_size = level_size * 2
-        for node in prange(n_internal, n_nodes, schedule="static", num_threads=n_threads):
-            tight_leaf_box(X, &idx[0], node, &node_start[0], &node_end[0], &node_lo[0, 0],
-                           &node_hi[0, 0], d)
-        level_first = n_internal
-        level_size = n_nodes - n_internal
-        while level_first > 0:
-            level_size = level_size // 2
-            level_first = level_first - level_size
-            for node in prange(level_first, level_first + level_size, schedule="static",
-                               num_threads=n_threads):
-                union_box(node, &node_start[0], &node_end[0], &node_lo[0, 0],
-                          &node_hi[0, 0], d)
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            r0 = blk * 8192
+            r1 = min(n, r0 + 8192)
+            tight_box(&X[r0, 0], r1 - r0, d, &bx[2 * blk, 0], &bx[2 * blk + 1, 0])
+        for j in range(d):
+            lo[j] = bx[0, j]
+            hi[j] = bx[1, j]
+        for blk in range(1, n_blocks):
+            for j in range(d):
+                lo[j] = min(lo[j], bx[2 * blk, j])
+                hi[j] = max(hi[j], bx[2 * blk + 1, j])
+        for p in prange(n, schedule="static", num_threads=n_threads):
+            idx[p] = p
+        node_start[0] = 0
+        node_end[0] = n
+        # phase 1: the top levels, keys gathered from X through idx
+        for l in range(top_levels):
+            first = (1 << l) - 1
+            for j in range(1 << l):
+                node = first + j
+                dim = widest_side(node, lo, hi, d)
+                split_dim[node] = dim
+                a = node_start[node]
+                b = node_end[node]
+                for p in prange(a, b, schedule="static", num_threads=n_threads):
+                    key[p] = X[idx[p], dim]
+            for node in prange(first, 2 * first + 1, schedule="dynamic", num_threads=n_threads):
+                a = node_start[node]
+                b = node_end[node]
+                mid = a + (b - a) // 2
+                if b - a > 1:
+                    select_nth(key + a, &idx[a], b - a, mid - a)
+                cut_node(node, split_dim[node],
+                         X[idx[mid], split_dim[node]] if b > a else lo[node * d + split_dim[node]],
+                         mid, &node_start[0], &node_end[0], lo, hi, d, &split_dim[0],
+                         &split_val[0])
+        free(key)
+        # the rows in that order, then phase 2: one task per remaining subtree
+        for p in prange(n, schedule="static", num_threads=n_threads):
+            memcpy(&Xt[p, 0], &X[idx[p], 0], d * sizeof(floating))
+        first = (1 << top_levels) - 1
+        for node in prange(first, 2 * first + 1, schedule="dynamic", num_threads=n_threads):
+            if build_subtree(&Xt[0, 0], &idx[0], node, n_levels - 1 - top_levels, d,
+                             &node_start[0], &node_end[0], lo, hi, &split_dim[0],
+                             &split_val[0]) != 0:
+                p_status[0] = -1
+        for l in range(top_levels - 1, -1, -1):
+            first = (1 << l) - 1
+            for node in range(first, 2 * first + 1):
+                union_box(node, &node_start[0], &node_end[0], lo, hi, d)
     if status != 0:
         raise MemoryError("KD-tree build: out of memory")
 
