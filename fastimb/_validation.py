@@ -9,7 +9,7 @@ from numbers import Real
 import numpy as np
 from scipy import sparse
 from sklearn.utils import check_array, column_or_1d
-from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _num_samples
 
 SAMPLING_TYPES = ("over-sampling", "under-sampling", "clean-sampling", "ensemble", "bypass")
@@ -52,12 +52,39 @@ def check_sample_weight_nonneg(sample_weight, n_samples, dtype=np.float64):
 # ---------------------------------------------------------------------------------------
 # targets
 # ---------------------------------------------------------------------------------------
+def _small_int_vector(y):
+    """``y - min(y)`` as intp for a non-empty 1-D integer ndarray whose values span fewer
+    than 2**20, else None."""
+    if not (isinstance(y, np.ndarray) and y.ndim == 1 and y.size and
+            (y.dtype.kind == "i" or (y.dtype.kind == "u" and y.dtype.itemsize < 8))):
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo >= 1 << 20:
+        return None
+    return y.astype(np.intp, copy=False) - lo
+
+
+def target_type(y):
+    """scikit-learn's ``type_of_target``; 1-D integer arrays of a small range are counted
+    in one pass (``type_of_target`` hashes or sorts them, 10+ ms per million labels)."""
+    shifted = _small_int_vector(y)
+    if shifted is None:
+        return type_of_target(y)
+    return "binary" if np.count_nonzero(np.bincount(shifted)) <= 2 else "multiclass"
+
+
+def check_classification_target(y):
+    """scikit-learn's ``check_classification_targets`` (integer arrays always pass)."""
+    if _small_int_vector(y) is None:
+        check_classification_targets(y)
+
+
 def check_target_type(y, indicate_one_vs_all=False):
     """A 1-D target; a one-hot (one-vs-all) target is turned into class indices.
 
     Multilabel targets (a row with more than one positive) are rejected.
     """
-    type_y = type_of_target(y)
+    type_y = target_type(y)
     if type_y == "multilabel-indicator":
         if np.any(y.sum(axis=1) > 1):
             raise ValueError(
@@ -109,8 +136,15 @@ def indices_by_class(y):
 
 
 def class_counts(y):
-    """``{class: count}`` in ``np.unique`` order."""
-    labels, counts = np.unique(y, return_counts=True)
+    """``{class: count}`` in ``np.unique`` order (same key and count types)."""
+    shifted = _small_int_vector(y)
+    if shifted is None:
+        labels, counts = np.unique(y, return_counts=True)
+    else:
+        counts = np.bincount(shifted)
+        present = np.flatnonzero(counts)
+        labels = (present + int(y.min())).astype(y.dtype)
+        counts = counts[present]
     return dict(zip(labels, counts))
 
 
@@ -194,7 +228,7 @@ def _strategy_from_list(strategy, counts, sampling_type):
 
 
 def _strategy_from_float(ratio, y, counts, sampling_type):
-    if type_of_target(y) != "binary":
+    if target_type(y) != "binary":
         raise ValueError(
             '"sampling_strategy" can be a float only when the type of target is binary. '
             "For multi-class, use a dict."
@@ -269,6 +303,7 @@ def is_sparse(X):
 __all__ = [
     "as_index_array",
     "check_X_any",
+    "check_classification_target",
     "check_float_X",
     "check_sample_weight_nonneg",
     "check_sampling_strategy",
@@ -276,4 +311,5 @@ __all__ = [
     "class_counts",
     "indices_by_class",
     "is_sparse",
+    "target_type",
 ]

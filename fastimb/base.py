@@ -21,13 +21,12 @@ from sklearn.utils import InputTags as _SkInputTags
 from sklearn.utils import TargetTags, _safe_indexing, get_tags
 from sklearn.utils import Tags as _SkTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (_num_samples, check_consistent_length, column_or_1d,
                                       has_fit_parameter, validate_data)
 
 from fastimb._rows import RowBuffers, gather_rows
-from fastimb._validation import (check_sample_weight_nonneg, check_sampling_strategy,
-                                 check_target_type, check_X_any)
+from fastimb._validation import (check_classification_target, check_sample_weight_nonneg,
+                                 check_sampling_strategy, check_target_type, check_X_any)
 
 __all__ = [
     "BaseSampler",
@@ -198,7 +197,7 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator, metaclass=ABCMeta):
         y_resampled : array-like of shape (n_samples_new,)
             The corresponding labels, in the container type of ``y``.
         """
-        check_classification_targets(y)
+        check_classification_target(y)
         X_info, y_info = _Container(X), _Container(y)
         X, y, binarize_y = self._check_X_y(X, y)
         self.sampling_strategy_ = check_sampling_strategy(

@@ -246,17 +246,19 @@ class _Plan:
 
         imbalanced-learn draws all ``n`` integers, then all ``n`` steps (then, for
         Borderline-2, one factor per neighbour of another class, from a second
-        ``check_random_state``). Twin streams, one at each of these points, give the same
-        numbers a chunk at a time; the caller's RandomState (or the global one) ends where
-        imbalanced-learn leaves it. ``random_state`` is ADASYN's stream, shared by all
-        classes; the others call ``check_random_state(seed)`` per class, as imblearn does.
+        ``check_random_state``). The integers are drawn first (kept in int32 when they fit:
+        a fraction of the output's size), then the steps a chunk at a time (a twin stream
+        at the steps' start when the factors follow them on the same stream); the caller's
+        RandomState (or the global one) ends where imbalanced-learn leaves it.
+        ``random_state`` is ADASYN's stream, shared by all classes; the others call
+        ``check_random_state(seed)`` per class, as imblearn does.
         """
         n, k = self.n_new, self.nns.shape[1]
         rs = check_random_state(seed) if random_state is None else random_state
         high = self.nns.size if self.per_sample is None else k
-        int_rs = _twin(rs)
-        for a, b in _chunks(n):                      # move rs past the integers
-            rs.randint(low=0, high=high, size=b - a)
+        all_drawn = np.empty(n, dtype=np.int32 if high <= np.iinfo(np.int32).max else np.intp)
+        for a, b in _chunks(n):                      # in chunks: the same stream
+            all_drawn[a:b] = rs.randint(low=0, high=high, size=b - a)
         step_rs, factor_rs = rs, None
         if self.other_of is not None:
             step_rs = _twin(rs)
@@ -266,7 +268,7 @@ class _Plan:
                     rs.uniform(size=b - a)
         ends = None if self.per_sample is None else np.cumsum(self.per_sample)
         for a, b in _chunks(n):
-            drawn = int_rs.randint(low=0, high=high, size=b - a)
+            drawn = all_drawn[a:b]
             steps = step_rs.uniform(size=b - a)
             if ends is None:
                 rows, cols = np.divmod(drawn, k)

@@ -222,3 +222,27 @@ def test_row_buffers_reused_only_when_nothing_keeps_the_rows():
     bases = [fresh.apply(X, np.array([1, 2]), "k", lambda r: r.base) for _ in range(2)]
     assert bases[0] is None or bases[0] is not bases[1]
     assert_array_equal(buffers.apply(X.tolist(), np.array([1]), "k", np.asarray), X[[1]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(-3, 6), min_size=1, max_size=40),
+       dtype=st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint32"]),
+       spread=st.sampled_from([1, 1 << 21]))
+def test_target_type_and_class_counts_match_numpy_and_sklearn(values, dtype, spread):
+    # the counting fast path for integer labels gives type_of_target's answer and
+    # np.unique's classes and counts (same key and value types); wide ranges fall back
+    from sklearn.utils.multiclass import type_of_target
+
+    from fastimb._validation import class_counts, target_type
+
+    y = np.abs(np.asarray(values, dtype=np.int64)) if dtype.startswith("u") else \
+        np.asarray(values, dtype=np.int64)
+    if spread > 1 and np.dtype(dtype).itemsize >= 4:
+        y = y * spread
+    y = y.astype(dtype)
+    assert target_type(y) == type_of_target(y)
+    labels, counts = np.unique(y, return_counts=True)
+    ours = class_counts(y)
+    assert list(ours) == list(labels) and list(ours.values()) == list(counts)
+    assert {type(k) for k in ours} == {type(k) for k in labels}
+    assert {type(v) for v in ours.values()} == {type(v) for v in counts}
