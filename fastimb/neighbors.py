@@ -146,19 +146,27 @@ class _BruteIndex:
     TREE_PROBE = 64
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
+    # the bfloat16 screen (scan level 3) from this many features (below, the products are
+    # too few for the halved multiply-adds to outweigh re-checking the panels that pass)
+    BF16_MIN_FEATURES = 8
+    # and for norms below this (bfloat16 has float32's range: products stay finite)
+    BF16_MAX_NORM = 1e15
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
         self.X = X
-        self.level = _SCAN_LEVEL
+        self.level = _SCAN_LEVEL if (_SCAN_LEVEL < 3 or d >= self.BF16_MIN_FEATURES) else 2
         self.mean = X.mean(axis=0, dtype=np.float64)
         n_panels = -(-n // self.PANEL)
         self.XA = np.empty((n if self.level == 0 else 0, d), dtype=np.float32)
         self.P = np.empty((n_panels if self.level > 0 else 0, d, self.PANEL),
                           dtype=np.float32)
+        self.B = np.empty((n_panels if self.level == 3 else 0, (d + 1) // 2, self.PANEL),
+                          dtype=np.uint32)
         self.xh = np.empty(n_panels * self.PANEL, dtype=np.float32)
         self.norms = np.empty(n, dtype=np.float64)
-        _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
+        _brute.make_rows(X, self.mean, self.XA, self.P, self.B, self.xh, self.norms,
+                         n_threads)
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
@@ -188,15 +196,26 @@ class _BruteIndex:
         return out
 
     def _queries(self, Q):
-        """The queries' float32 copies, squared norms and error bounds."""
+        """The queries' float32 copies, squared norms, error bounds and scan level."""
         QA = self._approx(Q)
         q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
+        q_len, x_len, d = np.sqrt(q_norms), self.max_norm, Q.shape[1]
         # |approx - exact| squared distance <= (d + 8) u (|q| + max|x|)^2 (float32
         # rounding of both points and of |x|^2 / 2, then of the d-term dot product);
         # the bound used is 8 times wider
-        slack = (2 * Q.shape[1] + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * \
-            (np.sqrt(q_norms) + self.max_norm) ** 2
-        return QA, q_norms, slack
+        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + x_len) ** 2
+        # the bfloat16 screen's t = |x|^2/2 - q.x against the float32 scan's: rounding q
+        # and x to 8 significant bits moves each product by at most (2u + u^2) |q_i x_i|
+        # (u = 2^-8), so the dot product by at most (2^-7 + 2^-16) |q| |x|; both sums
+        # round at most d times by 2^-23 relative to |x|^2/2 + |q| |x|; flushed
+        # subnormals move t by less than 1e-30 (1 + |q|)(1 + |x|). A quarter more on top.
+        margin = 1.25 * ((2.0 ** -7 + 2.0 ** -16) * q_len * x_len +
+                         (d + 2) * 2.0 ** -22 * (0.5 * x_len ** 2 + q_len * x_len)) + \
+            1e-30 * (1.0 + q_len) * (1.0 + x_len)
+        level = self.level
+        if level == 3 and max(x_len, float(q_len.max(initial=0.0))) >= self.BF16_MAX_NORM:
+            level = 2
+        return QA, q_norms, slack, margin, level
 
     def count(self, Q, radius2, skip, max_count, n_threads):
         if self._tree_first(Q.shape[0], lambda rows: radius2[rows]):
@@ -211,10 +230,11 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        QA, q_norms, slack = self._queries(Q)
+        QA, q_norms, slack, margin, level = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.count_closer(self.X, self.XA, self.P, self.xh, Q, QA, q_norms, radius2,
-                                skip, slack, max_count, out, self.level, n_threads)
+            _brute.count_closer(self.X, self.XA, self.P, self.B, self.xh, Q, QA, q_norms,
+                                radius2, skip, slack, margin, max_count, out, level,
+                                n_threads)
         return out
 
     def knn(self, Q, k, skip, squared, n_threads):
@@ -235,10 +255,11 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        QA, q_norms, slack = self._queries(Q)
+        QA, q_norms, slack, margin, level = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.XA, self.P, self.xh, Q, QA, q_norms, skip, slack,
-                             dist, ind, unsure, n_candidates, squared, self.level, n_threads)
+            _brute.query_knn(self.X, self.XA, self.P, self.B, self.xh, Q, QA, q_norms, skip,
+                             slack, margin, dist, ind, unsure, n_candidates, squared, level,
+                             n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
             dist[redo], ind[redo] = self._tree_index(n_threads).knn(Q[redo], k, skip[redo],

@@ -16,7 +16,8 @@ from fastimb._kernels import _brute
 from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_closer
 
 ALGORITHMS = ["kd_tree", "brute", "auto"]
-# brute force's comparison variants this CPU runs: 0 = BLAS gemm, 1 = AVX2, 2 = AVX-512
+# brute force's comparison variants this CPU runs: 0 = BLAS gemm, 1 = AVX2, 2 = AVX-512,
+# 3 = AVX-512 screened with bfloat16 products
 SCAN_LEVELS = list(range(_brute.scan_level() + 1))
 
 
@@ -45,7 +46,7 @@ def test_matches_sklearn(n, d, k, m, seed, algorithm, dtype):
     X, Q = _tie_free(n, d, seed, dtype), _tie_free(m, d, seed + 1, dtype)
     level = int(algorithm[5:]) if algorithm.startswith("brute") else 0
     with scan_level(level):
-        ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm.rstrip("012"),
+        ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm.rstrip("0123"),
                                 leaf_size=4).fit(X)
     ref = SkNN(n_neighbors=k).fit(X)
     dist, ind = ours.kneighbors(Q)
@@ -66,7 +67,8 @@ def test_brute_scan_variants_match_sklearn(level, dtype, d):
     Q = _tie_free(300, d, 1, dtype)
     with scan_level(level):
         ours = NearestNeighbors(algorithm="brute").fit(X)
-    assert ours._index.level == level
+    bf16_too_narrow = level == 3 and d < fastimb.neighbors._BruteIndex.BF16_MIN_FEATURES
+    assert ours._index.level == (2 if bf16_too_narrow else level)
     ref = SkNN().fit(X)
     for k in (1, 6, 30):
         assert_array_equal(ours.kneighbors(Q, k)[1], ref.kneighbors(Q, k)[1])
@@ -347,3 +349,35 @@ def test_kdtree_build_invariants_and_thread_independence(data, dtype):
     for name in ("idx", "node_start", "node_end", "node_lo", "node_hi", "split_dim",
                  "split_val"):
         assert_array_equal(getattr(trees[0], name), getattr(trees[1], name))
+
+
+@pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_BF16")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["gaussian", "offset_and_scales", "odd_d", "huge"])
+def test_bf16_screen_reports_the_float32_scans_hits(case, dtype):
+    # the bfloat16 screen only decides which panels the float32 scan recomputes: answers,
+    # re-check counts and radius counts equal the plain AVX-512 scan's (norms too large
+    # for bfloat16 products fall back to it)
+    rng = np.random.RandomState(5)
+    d = 9 if case == "odd_d" else 24
+    X = rng.standard_normal((6000, d))
+    if case == "offset_and_scales":
+        X = X * np.logspace(-3, 3, d) + 1e4
+    if case == "huge":
+        X = X * 1e17
+    X = X.astype(dtype)
+    Q = np.vstack([X[:150] + 0.01 * X.std(axis=0), rng.standard_normal((150, d)).astype(dtype)
+                   * X.std(axis=0) + X.mean(axis=0)]).astype(dtype)
+    results = []
+    for level in (2, 3):
+        with scan_level(level):
+            nn = NearestNeighbors(algorithm="brute").fit(X)
+        assert nn._index.level == level
+        skip = np.full(Q.shape[0], -1, dtype=np.intp)
+        dist, ind = nn._index._scan_knn(Q, 7, skip, True, 2)
+        radius2 = dist[:, 3] * 1.01
+        counts = nn._index._scan_count(Q, radius2, skip, 1000, 2)
+        results.append((dist, ind, nn._index.last_redone_, counts))
+    for a, b in zip(*results):
+        assert_array_equal(a, b)
+    assert_array_equal(results[1][1], SkNN(n_neighbors=7).fit(X).kneighbors(Q)[1])

@@ -40,8 +40,10 @@ cdef extern from "_panel_scan.h" nogil:
         unsigned mask
         float t[16]
     int fastimb_scan_level()
-    intp_t fastimb_scan(int level, const float* P, const float* xh, intp_t n_panels, int d,
-                        const float* q, int nq, const float* thr, fastimb_hit* hits)
+    intp_t fastimb_scan(int level, const float* P, const unsigned* B, const float* xh,
+                        intp_t n_panels, int d, const float* q, const unsigned* qb, int nq,
+                        const float* thr, const float* thr_bf, fastimb_hit* hits)
+    unsigned fastimb_bf16_pair(float lo, float hi)
 
 DEF BLOCK_Q = 128    # queries per parallel task (a multiple of the scan tile, 8)
 DEF BLOCK_X = 1024   # rows per chunk (a multiple of the panel width)
@@ -50,7 +52,8 @@ DEF MAX_HITS = BLOCK_Q * (BLOCK_X // PANEL)
 
 
 def scan_level():
-    """The fused scan this CPU runs: 2 = AVX-512F, 1 = AVX2+FMA, 0 = none (gemm path)."""
+    """The fused scan this CPU runs: 3 = AVX-512F screened with AVX512_BF16 products,
+    2 = AVX-512F, 1 = AVX2+FMA, 0 = none (gemm path)."""
     return fastimb_scan_level()
 
 
@@ -58,13 +61,16 @@ def make_rows(const floating[:, ::1] X,      # IN  (n, d) data
               const double[::1] mean,        # IN  (d,) centre
               float[:, ::1] XA,              # OUT (n, d) centred float32 rows (or (0, d))
               float[:, :, ::1] P,            # OUT (ceil(n/16), d, 16) panels (or (0, d, 16))
+              unsigned[:, :, ::1] B,         # OUT (ceil(n/16), ceil(d/2), 16) bfloat16
+                                             #     pairs of the panels (or (0, ., 16))
               float[::1] xh,                 # OUT (16 ceil(n/16),) ||x||^2 / 2, +inf padding
               double[::1] norms,             # OUT (n,) squared norms of the float32 rows
               int n_threads):
     """The scan's copy of the data: centred, in float32, as rows (gemm path) and/or
-    panels (fused scan), with their squared norms."""
+    panels (fused scan; also in bfloat16 for the screened scan), with their squared
+    norms."""
     cdef intp_t n = X.shape[0], d = X.shape[1], i, j
-    cdef bint rows = XA.shape[0] > 0, panels = P.shape[0] > 0
+    cdef bint rows = XA.shape[0] > 0, panels = P.shape[0] > 0, halves = B.shape[0] > 0
     cdef float v
     cdef double acc
     for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
@@ -83,6 +89,12 @@ def make_rows(const floating[:, ::1] X,      # IN  (n, d) data
         for j in range(d):
             if panels:
                 P[i // PANEL, j, i % PANEL] = 0.0
+    if halves:
+        for i in prange(xh.shape[0], nogil=True, num_threads=n_threads, schedule="static"):
+            for j in range(0, d, 2):
+                B[i // PANEL, j // 2, i % PANEL] = fastimb_bf16_pair(
+                    P[i // PANEL, j, i % PANEL],
+                    P[i // PANEL, j + 1, i % PANEL] if j + 1 < d else 0.0)
 
 
 cdef inline float scan_threshold(double v, double scale) noexcept nogil:
@@ -109,20 +121,22 @@ cdef struct Rows:
     # the indexed rows, read-only
     intp_t n
     intp_t d
-    int level               # 0: gemm path on XA; 1, 2: fused scan on P
+    int level               # 0: gemm path on XA; 1, 2: fused scan on P; 3: screened by B
     const float* XA
     const float* P
+    const unsigned* B
     const float* xh
 
 
-cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P, const float[::1] xh,
-                  intp_t n, int level):
+cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
+                  const unsigned[:, :, ::1] B, const float[::1] xh, intp_t n, int level):
     cdef Rows rows
     rows.n = n
     rows.d = XA.shape[1]
     rows.level = level
     rows.XA = &XA[0, 0] if XA.shape[0] > 0 else NULL
     rows.P = &P[0, 0, 0] if P.shape[0] > 0 else NULL
+    rows.B = &B[0, 0, 0] if B.shape[0] > 0 else NULL
     rows.xh = &xh[0]
     return rows
 
@@ -130,7 +144,9 @@ cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P, const float[
 cdef struct Work:
     # one thread's buffers
     float* qbuf             # (BLOCK_Q, d) the block's queries, padding rows zero
+    unsigned* qb            # (BLOCK_Q, ceil(d/2)) their negated bfloat16 pairs (level 3)
     float* thr              # (BLOCK_Q,) scan thresholds on t, -inf for padding rows
+    float* thr_bf           # (BLOCK_Q,) the bfloat16 screen's wider thresholds (level 3)
     float* prod             # (BLOCK_Q, BLOCK_X) products (gemm path only)
     fastimb_hit* hits       # (MAX_HITS,)
     intp_t* qrows           # (BLOCK_Q,) the queries in the buffer
@@ -140,7 +156,9 @@ cdef Work work_alloc(intp_t d, int level) noexcept nogil:
     """A thread's buffers (any pointer NULL when out of memory: see work_ok)."""
     cdef Work w
     w.qbuf = <float*> malloc(BLOCK_Q * d * sizeof(float))
+    w.qb = <unsigned*> malloc(BLOCK_Q * ((d + 1) // 2) * sizeof(unsigned) + 1)
     w.thr = <float*> malloc(BLOCK_Q * sizeof(float))
+    w.thr_bf = <float*> malloc(BLOCK_Q * sizeof(float))
     w.prod = <float*> malloc(BLOCK_Q * BLOCK_X * sizeof(float)) if level == 0 else NULL
     w.hits = <fastimb_hit*> malloc(MAX_HITS * sizeof(fastimb_hit))
     w.qrows = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
@@ -148,13 +166,16 @@ cdef Work work_alloc(intp_t d, int level) noexcept nogil:
 
 
 cdef bint work_ok(const Work* w, int level) noexcept nogil:
-    return w.qbuf != NULL and w.thr != NULL and w.hits != NULL and w.qrows != NULL and \
+    return w.qbuf != NULL and w.qb != NULL and w.thr != NULL and w.thr_bf != NULL and \
+        w.hits != NULL and w.qrows != NULL and \
         (level > 0 or w.prod != NULL)
 
 
 cdef void work_free(Work* w) noexcept nogil:
     free(w.qbuf)
+    free(w.qb)
     free(w.thr)
+    free(w.thr_bf)
     free(w.prod)
     free(w.hits)
     free(w.qrows)
@@ -171,8 +192,10 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
     cdef const float* prow
     cdef unsigned mask
     if r.level > 0:
-        return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL, r.xh + x0,
-                            n_panels, ind, w.qbuf, nq, w.thr, w.hits)
+        return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL,
+                            r.B + (x0 // PANEL) * ((r.d + 1) // 2) * PANEL if r.B != NULL
+                            else NULL, r.xh + x0, n_panels, ind, w.qbuf, w.qb, nq, w.thr,
+                            w.thr_bf, w.hits)
     # prod[i * nx + j] = <q_i, x_j>, then the same threshold test per 16-row panel
     sgemm(&ta, &tb, &inx, &nq, &ind, &one, <float*> (r.XA + x0 * r.d), &ind, w.qbuf,
           &ind, &zero, w.prod, &inx)
@@ -195,28 +218,47 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
     return nh
 
 
-cdef int load_queries(Work* w, const float* QA, intp_t d, intp_t nq) noexcept nogil:
-    """Copy the queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the buffer,
-    zero padding to a multiple of 8; returns the padded count."""
-    cdef intp_t i, j
+cdef int load_queries(Work* w, const float* QA, intp_t d, intp_t nq,
+                      int level) noexcept nogil:
+    """Copy the queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the buffer
+    (and their negated bfloat16 pairs at level 3), zero padding to a multiple of 8;
+    returns the padded count."""
+    cdef intp_t i, j, d2 = (d + 1) // 2
     cdef int nq_pad = <int> ((nq + 7) // 8 * 8)
     for i in range(nq_pad):
         for j in range(d):
             w.qbuf[i * d + j] = QA[w.qrows[i] * d + j] if i < nq else 0.0
+        if level == 3:
+            for j in range(d2):
+                w.qb[i * d2 + j] = fastimb_bf16_pair(
+                    -w.qbuf[i * d + 2 * j], -w.qbuf[i * d + 2 * j + 1] if 2 * j + 1 < d else 0.0)
         if i >= nq:
             w.thr[i] = -INFINITY
+            w.thr_bf[i] = -INFINITY
     return nq_pad
+
+
+cdef inline void set_threshold(Work* w, intp_t i, double v, double scale,
+                               double margin) noexcept nogil:
+    """Query i's scan threshold from ``v`` (see scan_threshold) and, for the bfloat16
+    screen, that threshold plus ``margin`` (a bound on the screen's error), rounded up."""
+    cdef double t
+    w.thr[i] = scan_threshold(v, scale)
+    t = <double> w.thr[i] + margin
+    w.thr_bf[i] = scan_threshold(t, fabs(t))
 
 
 def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
               const float[:, ::1] XA,          # IN  (n, d) rows for the gemm path, or (0, d)
               const float[:, :, ::1] P,        # IN  panels for the fused scan, or (0, d, 16)
+              const unsigned[:, :, ::1] B,     # IN  bfloat16 panels (level 3), or empty
               const float[::1] xh,             # IN  (16 ceil(n/16),) half squared norms
               const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
               const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
               const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
               const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
               const double[::1] slack,         # IN  (m,) bound on the approximation error
+              const double[::1] margin,        # IN  (m,) bound on |t_bf16 - t_float32|
               double[:, ::1] out_dist,         # OUT (m, k)
               intp_t[:, ::1] out_ind,          # OUT (m, k)
               unsigned char[::1] unsure,       # OUT (m,) 1 where the bound did not hold
@@ -242,7 +284,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
         return
-    rows = rows_of(XA, P, xh, n, level)
+    rows = rows_of(XA, P, B, xh, n, level)
     with nogil, parallel(num_threads=n_threads):
         w = work_alloc(d, level)  # assigned here, so private to each thread
         hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
@@ -259,13 +301,14 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
                 for i in range(nq):
                     w.qrows[i] = q0 + i
                     heap_init(hd + i * kc, hind + i * kc, kc)
-                nq_pad = load_queries(&w, &QA[0, 0], d, nq)
+                nq_pad = load_queries(&w, &QA[0, 0], d, nq, level)
                 x0 = 0
                 while x0 < n:
                     nx = chunk_rows(x0, n)
                     for i in range(nq):
                         qn = q_norms[q0 + i]
-                        w.thr[i] = scan_threshold(0.5 * (hd[i * kc] - qn), fabs(hd[i * kc]) + qn)
+                        set_threshold(&w, i, 0.5 * (hd[i * kc] - qn), fabs(hd[i * kc]) + qn,
+                                      margin[q0 + i])
                     nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
                     for h in range(nh):
                         hit = &w.hits[h]
@@ -307,6 +350,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
 def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
                  const float[:, ::1] XA,          # IN  as in query_knn
                  const float[:, :, ::1] P,
+                 const unsigned[:, :, ::1] B,
                  const float[::1] xh,
                  const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
                  const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
@@ -314,6 +358,7 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                  const double[::1] radius2,       # IN  (m,) squared radius, strict
                  const intp_t[::1] skip,          # IN  (m,) index never counted, or -1
                  const double[::1] slack,         # IN  (m,) bound on the approximation error
+                 const double[::1] margin,        # IN  (m,) bound on |t_bf16 - t_float32|
                  intp_t max_count,                # IN  stop counting at this many
                  intp_t[::1] out_count,           # OUT (m,)
                  int level,                       # IN  scan_level() or 0 (gemm path)
@@ -339,7 +384,7 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0:
         return
-    rows = rows_of(XA, P, xh, n, level)
+    rows = rows_of(XA, P, B, xh, n, level)
     with nogil, parallel(num_threads=n_threads):
         w = work_alloc(d, level)  # assigned here, so private to each thread
         if not work_ok(&w, level):
@@ -355,12 +400,12 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                 x0 = 0
                 while x0 < n and n_act > 0:
                     nx = chunk_rows(x0, n)
-                    nq_pad = load_queries(&w, &QA[0, 0], d, n_act)
+                    nq_pad = load_queries(&w, &QA[0, 0], d, n_act, level)
                     for a in range(n_act):
                         qi = w.qrows[a]
                         qn = q_norms[qi]
-                        w.thr[a] = scan_threshold(0.5 * (radius2[qi] + slack[qi] - qn),
-                                                  fabs(radius2[qi]) + slack[qi] + qn)
+                        set_threshold(&w, a, 0.5 * (radius2[qi] + slack[qi] - qn),
+                                      fabs(radius2[qi]) + slack[qi] + qn, margin[qi])
                     nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
                     for h in range(nh):
                         hit = &w.hits[h]

@@ -12,14 +12,16 @@
  * The caller pads the queries to a multiple of FASTIMB_SCAN_TILE rows (zero rows with a
  * threshold of -inf never pass) and guarantees room for n_queries * n_panels hits.
  *
- * Variants: AVX-512F and AVX2+FMA on x86 with GCC or Clang, chosen at run time from the
- * CPU; fastimb_scan_level() returns 0 where neither exists, and the caller then uses its
- * BLAS gemm path instead.
+ * Variants: AVX-512F (optionally screened with AVX512_BF16 products, see
+ * fastimb_scan_bf16) and AVX2+FMA on x86 with GCC or Clang, chosen at run time from the
+ * CPU; fastimb_scan_level() returns 0 where none exists, and the caller then uses its
+ * BLAS gemm path instead. Every variant reports the same hits with the same values.
  */
 #ifndef FASTIMB_PANEL_SCAN_H
 #define FASTIMB_PANEL_SCAN_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define FASTIMB_PANEL 16
 #define FASTIMB_SCAN_TILE 8
@@ -39,21 +41,24 @@ __attribute__((target("avx512f")))
 static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t n_panels,
                                      int d, const float* q, int nq, const float* thr,
                                      fastimb_hit* hits) {
-    ptrdiff_t nh = 0, p;
-    int i0, i, j;
+    ptrdiff_t nh = 0, p, j;
+    int i0, i;
     for (i0 = 0; i0 < nq; i0 += 8) {
-        const float* qq = q + (ptrdiff_t)i0 * d;
+        const float* qr[8];  /* the tile's query rows (no index arithmetic in the loop) */
         __m512 th[8];
-        for (i = 0; i < 8; i++) th[i] = _mm512_set1_ps(thr[i0 + i]);
+        for (i = 0; i < 8; i++) {
+            qr[i] = q + (ptrdiff_t)(i0 + i) * d;
+            th[i] = _mm512_set1_ps(thr[i0 + i]);
+        }
         for (p = 0; p < n_panels; p++) {
             const float* xp = P + p * d * FASTIMB_PANEL;
             __m512 h = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
             __m512 a[8];
             for (i = 0; i < 8; i++) a[i] = h;
             for (j = 0; j < d; j++) {
-                __m512 x = _mm512_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
+                __m512 x = _mm512_loadu_ps(xp + j * FASTIMB_PANEL);
                 for (i = 0; i < 8; i++)
-                    a[i] = _mm512_fnmadd_ps(_mm512_set1_ps(qq[i * d + j]), x, a[i]);
+                    a[i] = _mm512_fnmadd_ps(_mm512_set1_ps(qr[i][j]), x, a[i]);
             }
             for (i = 0; i < 8; i++) {
                 __mmask16 m = _mm512_cmp_ps_mask(a[i], th[i], _CMP_LE_OQ);
@@ -113,28 +118,116 @@ static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_
     }
     return nh;
 }
+
+#if (defined(__clang__) && __clang_major__ >= 11) || \
+    (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
+#define FASTIMB_HAVE_BF16_SCAN 1
+
+/* Screen with bfloat16 products (AVX512_BF16: 32 multiply-adds per instruction, twice
+ * float32's), then recompute in float32 the panels that pass.
+ *
+ * B holds the rows as bfloat16 pairs: B[(p * d2 + jj) * 16 + l] packs coordinates 2jj
+ * (low half) and 2jj + 1 of row 16p + l, d2 = ceil(d / 2), a missing last coordinate 0;
+ * qb[i * d2 + jj] packs the negated query coordinates the same way, so that
+ * dpbf16(a, qb, x) accumulates -q.x onto a = xh. thr_bf[i] must exceed thr[i] by a bound
+ * on |t_bf16 - t_float32| (see the caller): then every (query, panel) pair whose float32
+ * t passes thr has a bfloat16 t passing thr_bf, and the float32 recomputation of exactly
+ * those pairs, in the float32 scan's own order of operations, reports the same hits,
+ * bit for bit, as fastimb_scan_avx512. */
+__attribute__((target("avx512f,avx512bf16")))
+static ptrdiff_t fastimb_scan_bf16(const float* P, const unsigned* B, const float* xh,
+                                   ptrdiff_t n_panels, int d, const float* q,
+                                   const unsigned* qb, int nq, const float* thr,
+                                   const float* thr_bf, fastimb_hit* hits) {
+    ptrdiff_t nh = 0, p, j, d2 = (d + 1) / 2;
+    int i0, i;
+    for (i0 = 0; i0 < nq; i0 += 8) {
+        const unsigned* qr[8];  /* the tile's query pairs (no index arithmetic in the loop) */
+        __m512 th[8];
+        for (i = 0; i < 8; i++) {
+            qr[i] = qb + (ptrdiff_t)(i0 + i) * d2;
+            th[i] = _mm512_set1_ps(thr_bf[i0 + i]);
+        }
+        for (p = 0; p < n_panels; p++) {
+            const unsigned* bp = B + p * d2 * FASTIMB_PANEL;
+            __m512 h = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
+            __m512 a[8];
+            for (i = 0; i < 8; i++) a[i] = h;
+            for (j = 0; j < d2; j++) {
+                __m512bh x = (__m512bh)_mm512_loadu_si512(bp + j * FASTIMB_PANEL);
+                for (i = 0; i < 8; i++)
+                    a[i] = _mm512_dpbf16_ps(
+                        a[i], (__m512bh)_mm512_set1_epi32((int)qr[i][j]), x);
+            }
+            for (i = 0; i < 8; i++) {
+                if (_mm512_cmp_ps_mask(a[i], th[i], _CMP_LE_OQ)) {
+                    const float* xp = P + p * d * FASTIMB_PANEL;
+                    const float* qf = q + (ptrdiff_t)(i0 + i) * d;
+                    __m512 c = h;
+                    __mmask16 m;
+                    for (j = 0; j < d; j++)
+                        c = _mm512_fnmadd_ps(_mm512_set1_ps(qf[j]),
+                                             _mm512_loadu_ps(xp + j * FASTIMB_PANEL), c);
+                    m = _mm512_cmp_ps_mask(c, _mm512_set1_ps(thr[i0 + i]), _CMP_LE_OQ);
+                    if (m) {
+                        hits[nh].qi = i0 + i;
+                        hits[nh].panel = (int)p;
+                        hits[nh].mask = (unsigned)m;
+                        _mm512_storeu_ps(hits[nh].t, c);
+                        nh++;
+                    }
+                }
+            }
+        }
+    }
+    return nh;
+}
+#endif
 #endif
 
-/* The best variant this CPU runs: 2 = AVX-512F, 1 = AVX2+FMA, 0 = none. */
+/* float32 -> bfloat16, round to nearest even (finite input). */
+static inline unsigned fastimb_bf16(float f) {
+    unsigned u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
+/* Two coordinates packed for the bfloat16 panels: lo in the low half. */
+static inline unsigned fastimb_bf16_pair(float lo, float hi) {
+    return fastimb_bf16(lo) | (fastimb_bf16(hi) << 16);
+}
+
+/* The best variant this CPU runs: 3 = AVX-512F with AVX512_BF16 screening,
+   2 = AVX-512F, 1 = AVX2+FMA, 0 = none. */
 static int fastimb_scan_level(void) {
 #ifdef FASTIMB_HAVE_SIMD_SCAN
     __builtin_cpu_init();
+#ifdef FASTIMB_HAVE_BF16_SCAN
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return 3;
+#endif
     if (__builtin_cpu_supports("avx512f")) return 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
     return 0;
 }
 
-/* Scan with variant ``level`` (1 or 2, at most fastimb_scan_level()); returns the number
-   of hits written. */
-static ptrdiff_t fastimb_scan(int level, const float* P, const float* xh,
-                              ptrdiff_t n_panels, int d, const float* q, int nq,
-                              const float* thr, fastimb_hit* hits) {
+/* Scan with variant ``level`` (1 to 3, at most fastimb_scan_level()); returns the number
+   of hits written. B, qb and thr_bf are read at level 3 only. */
+static ptrdiff_t fastimb_scan(int level, const float* P, const unsigned* B, const float* xh,
+                              ptrdiff_t n_panels, int d, const float* q, const unsigned* qb,
+                              int nq, const float* thr, const float* thr_bf,
+                              fastimb_hit* hits) {
 #ifdef FASTIMB_HAVE_SIMD_SCAN
+#ifdef FASTIMB_HAVE_BF16_SCAN
+    if (level >= 3)
+        return fastimb_scan_bf16(P, B, xh, n_panels, d, q, qb, nq, thr, thr_bf, hits);
+#endif
     if (level >= 2) return fastimb_scan_avx512(P, xh, n_panels, d, q, nq, thr, hits);
     if (level == 1) return fastimb_scan_avx2(P, xh, n_panels, d, q, nq, thr, hits);
 #endif
-    (void)P; (void)xh; (void)n_panels; (void)d; (void)q; (void)nq; (void)thr; (void)hits;
+    (void)P; (void)B; (void)xh; (void)n_panels; (void)d; (void)q; (void)qb; (void)nq;
+    (void)thr; (void)thr_bf; (void)hits;
     return 0;
 }
 
