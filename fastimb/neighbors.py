@@ -14,7 +14,8 @@ can also be handed to imbalanced-learn samplers. Two exact engines sit behind it
 * blocked brute force (``fastimb._kernels._brute``) for higher dimensions: float32
   ``||x||^2 / 2 - q.x`` on centred data with a per-query error bound, compared with the
   running k-th candidate distance in a fused AVX-512 / AVX2 scan (products and test in
-  registers; BLAS sgemm plus a filter pass on other CPUs), exact re-ranking of the
+  registers; from 8 features, with AVX512_VNNI, an exact-bounded 8-bit screen first; BLAS
+  sgemm plus a filter pass on other CPUs), exact re-ranking of the
   candidates in double, parallel over query blocks. When a probe of the queries shows
   neighbours far closer than the data's spread (duplicates, queries taken from the data,
   clustered or resampled data), the queries go to a KD-tree first, each with a budget,
@@ -146,28 +147,40 @@ class _BruteIndex:
     TREE_PROBE = 64
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
-    # the bfloat16 screen (scan level 3) from this many features (below, the products are
-    # too few for the halved multiply-adds to outweigh re-checking the panels that pass)
-    BF16_MIN_FEATURES = 8
-    # and for norms below this (bfloat16 has float32's range: products stay finite)
-    BF16_MAX_NORM = 1e15
+    # the 8-bit screen (scan level 3) from this many features (below, the products are
+    # too few for the cheaper multiply-adds to outweigh re-checking the panels that pass)
+    # and up to INT8_MAX_FEATURES (its 32-bit integer sums cannot overflow)
+    INT8_MIN_FEATURES = 8
+    INT8_MAX_FEATURES = 4096
+    # and for norms below this (the float32 t it is checked against stays finite)
+    INT8_MAX_NORM = 1e15
+    INT8_CLIP_RMS = 4.0
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
         self.X = X
-        self.level = _SCAN_LEVEL if (_SCAN_LEVEL < 3 or d >= self.BF16_MIN_FEATURES) else 2
+        self.level = _SCAN_LEVEL if (
+            _SCAN_LEVEL < 3 or self.INT8_MIN_FEATURES <= d <= self.INT8_MAX_FEATURES) else 2
         self.mean = X.mean(axis=0, dtype=np.float64)
         n_panels = -(-n // self.PANEL)
         self.XA = np.empty((n if self.level == 0 else 0, d), dtype=np.float32)
         self.P = np.empty((n_panels if self.level > 0 else 0, d, self.PANEL),
                           dtype=np.float32)
-        self.B = np.empty((n_panels if self.level == 3 else 0, (d + 1) // 2, self.PANEL),
-                          dtype=np.uint32)
         self.xh = np.empty(n_panels * self.PANEL, dtype=np.float32)
         self.norms = np.empty(n, dtype=np.float64)
-        _brute.make_rows(X, self.mean, self.XA, self.P, self.B, self.xh, self.norms,
-                         n_threads)
+        _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
+        # the 8-bit screen's copy: coordinate j in steps of a_j = min(max|x_j|,
+        # INT8_CLIP_RMS * rms_j) / 127 (rows beyond the clip are still bounded exactly,
+        # through their residual norms, only less tightly)
+        n_screen = n_panels if self.level == 3 else 0
+        self.U = np.empty((n_screen, (d + 3) // 4, self.PANEL), dtype=np.uint32)
+        self.R = np.empty((n_screen, 2, self.PANEL), dtype=np.float32)
+        self.scale = np.empty(0)
+        if self.level == 3:
+            absmax, sumsq = _brute.panel_moments(self.P, n_threads)
+            self.scale = np.minimum(absmax, self.INT8_CLIP_RMS * np.sqrt(sumsq / n)) / 127.0
+            _brute.quantize_rows(self.P, self.scale, self.U, self.R, n_threads)
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
@@ -204,18 +217,10 @@ class _BruteIndex:
         # rounding of both points and of |x|^2 / 2, then of the d-term dot product);
         # the bound used is 8 times wider
         slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + x_len) ** 2
-        # the bfloat16 screen's t = |x|^2/2 - q.x against the float32 scan's: rounding q
-        # and x to 8 significant bits moves each product by at most (2u + u^2) |q_i x_i|
-        # (u = 2^-8), so the dot product by at most (2^-7 + 2^-16) |q| |x|; both sums
-        # round at most d times by 2^-23 relative to |x|^2/2 + |q| |x|; flushed
-        # subnormals move t by less than 1e-30 (1 + |q|)(1 + |x|). A quarter more on top.
-        margin = 1.25 * ((2.0 ** -7 + 2.0 ** -16) * q_len * x_len +
-                         (d + 2) * 2.0 ** -22 * (0.5 * x_len ** 2 + q_len * x_len)) + \
-            1e-30 * (1.0 + q_len) * (1.0 + x_len)
         level = self.level
-        if level == 3 and max(x_len, float(q_len.max(initial=0.0))) >= self.BF16_MAX_NORM:
+        if level == 3 and max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM:
             level = 2
-        return QA, q_norms, slack, margin, level
+        return QA, q_norms, slack, level
 
     def count(self, Q, radius2, skip, max_count, n_threads):
         if self._tree_first(Q.shape[0], lambda rows: radius2[rows]):
@@ -230,11 +235,11 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        QA, q_norms, slack, margin, level = self._queries(Q)
+        QA, q_norms, slack, level = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.count_closer(self.X, self.XA, self.P, self.B, self.xh, Q, QA, q_norms,
-                                radius2, skip, slack, margin, max_count, out, level,
-                                n_threads)
+            _brute.count_closer(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms,
+                                radius2, skip, slack, self.scale, self.R, self.max_norm,
+                                max_count, out, level, n_threads)
         return out
 
     def knn(self, Q, k, skip, squared, n_threads):
@@ -255,11 +260,11 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        QA, q_norms, slack, margin, level = self._queries(Q)
+        QA, q_norms, slack, level = self._queries(Q)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.XA, self.P, self.B, self.xh, Q, QA, q_norms, skip,
-                             slack, margin, dist, ind, unsure, n_candidates, squared, level,
-                             n_threads)
+            _brute.query_knn(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms, skip,
+                             slack, self.scale, self.R, self.max_norm, dist, ind, unsure,
+                             n_candidates, squared, level, n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
             dist[redo], ind[redo] = self._tree_index(n_threads).knn(Q[redo], k, skip[redo],

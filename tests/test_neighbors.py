@@ -17,7 +17,7 @@ from fastimb.neighbors import NearestNeighbors, check_neighbors_object, count_cl
 
 ALGORITHMS = ["kd_tree", "brute", "auto"]
 # brute force's comparison variants this CPU runs: 0 = BLAS gemm, 1 = AVX2, 2 = AVX-512,
-# 3 = AVX-512 screened with bfloat16 products
+# 3 = AVX-512 screened with 8-bit products (AVX512_VNNI)
 SCAN_LEVELS = list(range(_brute.scan_level() + 1))
 
 
@@ -67,8 +67,8 @@ def test_brute_scan_variants_match_sklearn(level, dtype, d):
     Q = _tie_free(300, d, 1, dtype)
     with scan_level(level):
         ours = NearestNeighbors(algorithm="brute").fit(X)
-    bf16_too_narrow = level == 3 and d < fastimb.neighbors._BruteIndex.BF16_MIN_FEATURES
-    assert ours._index.level == (2 if bf16_too_narrow else level)
+    int8_too_narrow = level == 3 and d < fastimb.neighbors._BruteIndex.INT8_MIN_FEATURES
+    assert ours._index.level == (2 if int8_too_narrow else level)
     ref = SkNN().fit(X)
     for k in (1, 6, 30):
         assert_array_equal(ours.kneighbors(Q, k)[1], ref.kneighbors(Q, k)[1])
@@ -351,18 +351,23 @@ def test_kdtree_build_invariants_and_thread_independence(data, dtype):
         assert_array_equal(getattr(trees[0], name), getattr(trees[1], name))
 
 
-@pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_BF16")
+@pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_VNNI")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", ["gaussian", "offset_and_scales", "odd_d", "huge"])
-def test_bf16_screen_reports_the_float32_scans_hits(case, dtype):
-    # the bfloat16 screen only decides which panels the float32 scan recomputes: answers,
-    # re-check counts and radius counts equal the plain AVX-512 scan's (norms too large
-    # for bfloat16 products fall back to it)
+@pytest.mark.parametrize("case", ["gaussian", "offset_and_scales", "odd_d", "outlier",
+                                  "constant_column", "huge"])
+def test_int8_screen_reports_the_float32_scans_hits(case, dtype):
+    # the 8-bit screen only decides which panels the float32 scan recomputes: answers,
+    # re-check counts and radius counts equal the plain AVX-512 scan's (an outlier
+    # coarsens a dimension's quantisation; huge norms fall back to the plain scan)
     rng = np.random.RandomState(5)
     d = 9 if case == "odd_d" else 24
     X = rng.standard_normal((6000, d))
     if case == "offset_and_scales":
         X = X * np.logspace(-3, 3, d) + 1e4
+    if case == "outlier":
+        X[17, 3] = 1e4
+    if case == "constant_column":
+        X[:, 5] = 0.3
     if case == "huge":
         X = X * 1e17
     X = X.astype(dtype)

@@ -12,8 +12,8 @@
  * The caller pads the queries to a multiple of FASTIMB_SCAN_TILE rows (zero rows with a
  * threshold of -inf never pass) and guarantees room for n_queries * n_panels hits.
  *
- * Variants: AVX-512F (optionally screened with AVX512_BF16 products, see
- * fastimb_scan_bf16) and AVX2+FMA on x86 with GCC or Clang, chosen at run time from the
+ * Variants: AVX-512F (optionally screened with AVX512_VNNI 8-bit products, see
+ * fastimb_scan_int8) and AVX2+FMA on x86 with GCC or Clang, chosen at run time from the
  * CPU; fastimb_scan_level() returns 0 where none exists, and the caller then uses its
  * BLAS gemm path instead. Every variant reports the same hits with the same values.
  */
@@ -21,7 +21,6 @@
 #define FASTIMB_PANEL_SCAN_H
 
 #include <stddef.h>
-#include <string.h>
 
 #define FASTIMB_PANEL 16
 #define FASTIMB_SCAN_TILE 8
@@ -119,64 +118,88 @@ static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_
     return nh;
 }
 
-#if (defined(__clang__) && __clang_major__ >= 11) || \
-    (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
-#define FASTIMB_HAVE_BF16_SCAN 1
+#if (defined(__clang__) && __clang_major__ >= 8) || \
+    (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 9)
+#define FASTIMB_HAVE_INT8_SCAN 1
 
-/* Screen with bfloat16 products (AVX512_BF16: 32 multiply-adds per instruction, twice
+/* Query qf's float32 t on panel p, in fastimb_scan_avx512's order of operations (so the
+ * same bits); a hit is recorded when a lane passes thr. Returns the new hit count. */
+__attribute__((target("avx512f")))
+static inline ptrdiff_t fastimb_recheck(const float* P, const float* xh, ptrdiff_t p, int d,
+                                        const float* qf, float thr, int qi,
+                                        fastimb_hit* hits, ptrdiff_t nh) {
+    const float* xp = P + p * d * FASTIMB_PANEL;
+    __m512 c = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
+    __mmask16 m;
+    ptrdiff_t j;
+    for (j = 0; j < d; j++)
+        c = _mm512_fnmadd_ps(_mm512_set1_ps(qf[j]), _mm512_loadu_ps(xp + j * FASTIMB_PANEL), c);
+    m = _mm512_cmp_ps_mask(c, _mm512_set1_ps(thr), _CMP_LE_OQ);
+    if (m) {
+        hits[nh].qi = qi;
+        hits[nh].panel = (int)p;
+        hits[nh].mask = (unsigned)m;
+        _mm512_storeu_ps(hits[nh].t, c);
+        nh++;
+    }
+    return nh;
+}
+
+/* Screen with 8-bit products (AVX512_VNNI: 64 multiply-adds per instruction, four times
  * float32's), then recompute in float32 the panels that pass.
  *
- * B holds the rows as bfloat16 pairs: B[(p * d2 + jj) * 16 + l] packs coordinates 2jj
- * (low half) and 2jj + 1 of row 16p + l, d2 = ceil(d / 2), a missing last coordinate 0;
- * qb[i * d2 + jj] packs the negated query coordinates the same way, so that
- * dpbf16(a, qb, x) accumulates -q.x onto a = xh. thr_bf[i] must exceed thr[i] by a bound
- * on |t_bf16 - t_float32| (see the caller): then every (query, panel) pair whose float32
- * t passes thr has a bfloat16 t passing thr_bf, and the float32 recomputation of exactly
- * those pairs, in the float32 scan's own order of operations, reports the same hits,
- * bit for bit, as fastimb_scan_avx512. */
-__attribute__((target("avx512f,avx512bf16")))
-static ptrdiff_t fastimb_scan_bf16(const float* P, const unsigned* B, const float* xh,
-                                   ptrdiff_t n_panels, int d, const float* q,
-                                   const unsigned* qb, int nq, const float* thr,
-                                   const float* thr_bf, fastimb_hit* hits) {
-    ptrdiff_t nh = 0, p, j, d2 = (d + 1) / 2;
+ * U holds the rows quantised per coordinate (x_j ~ a_j xq_j, xq_j in [-127, 127], stored
+ * as xq_j + 128): U[(p * d4 + jj) * 16 + l] packs coordinates 4jj..4jj+3 of row 16p + l
+ * (low byte first), d4 = ceil(d / 4), missing coordinates 128. Each query is quantised
+ * against the same steps (q_j a_j ~ c qq_j, qq_j in [-127, 127]): qu[i * d4 + jj] packs
+ * its signed bytes, qinit[i] = -128 sum(qq) cancels the offset of 128, and qscale[i] = c,
+ * so the integer sum is exact and t_int8 = xh - c * sum(qq_j xq_j). The error of t_int8
+ * for the pair is at most qa[i] R[p, 0, l] + qb[i] R[p, 1, l] + (a part the caller adds
+ * to thr_s[i] - thr[i]); the screen subtracts the first two terms, so every (query,
+ * panel) pair whose float32 t passes thr is recomputed, and the recomputation reports
+ * exactly the hits of fastimb_scan_avx512, bit for bit. */
+__attribute__((target("avx512f,avx512vnni")))
+static ptrdiff_t fastimb_scan_int8(const float* P, const unsigned* U, const float* R,
+                                   const float* xh, ptrdiff_t n_panels, int d, const float* q,
+                                   const unsigned* qu, const int* qinit, const float* qscale,
+                                   const float* qa, const float* qb, int nq, const float* thr,
+                                   const float* thr_s, fastimb_hit* hits) {
+    ptrdiff_t nh = 0, p, j, d4 = (d + 3) / 4;
     int i0, i;
     for (i0 = 0; i0 < nq; i0 += 8) {
-        const unsigned* qr[8];  /* the tile's query pairs (no index arithmetic in the loop) */
-        __m512 th[8];
-        for (i = 0; i < 8; i++) {
-            qr[i] = qb + (ptrdiff_t)(i0 + i) * d2;
-            th[i] = _mm512_set1_ps(thr_bf[i0 + i]);
-        }
+        const unsigned* qr[8];  /* the tile's packed queries (no index arithmetic in the loop) */
+        for (i = 0; i < 8; i++) qr[i] = qu + (ptrdiff_t)(i0 + i) * d4;
         for (p = 0; p < n_panels; p++) {
-            const unsigned* bp = B + p * d2 * FASTIMB_PANEL;
+            const unsigned* up = U + p * d4 * FASTIMB_PANEL;
             __m512 h = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
-            __m512 a[8];
-            for (i = 0; i < 8; i++) a[i] = h;
-            for (j = 0; j < d2; j++) {
-                __m512bh x = (__m512bh)_mm512_loadu_si512(bp + j * FASTIMB_PANEL);
-                for (i = 0; i < 8; i++)
-                    a[i] = _mm512_dpbf16_ps(
-                        a[i], (__m512bh)_mm512_set1_epi32((int)qr[i][j]), x);
+            __m512 res = _mm512_loadu_ps(R + p * 2 * FASTIMB_PANEL);
+            __m512 xqn = _mm512_loadu_ps(R + p * 2 * FASTIMB_PANEL + FASTIMB_PANEL);
+            /* eight named accumulators: GCC copies the elements of an array of them
+               around the destructive vpdpbusd every iteration */
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0,
+                    a5 = a0, a6 = a0, a7 = a0, a[8];
+            for (j = 0; j < d4; j++) {
+                __m512i x = _mm512_loadu_si512(up + j * FASTIMB_PANEL);
+                a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32((int)qr[0][j]));
+                a1 = _mm512_dpbusd_epi32(a1, x, _mm512_set1_epi32((int)qr[1][j]));
+                a2 = _mm512_dpbusd_epi32(a2, x, _mm512_set1_epi32((int)qr[2][j]));
+                a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32((int)qr[3][j]));
+                a4 = _mm512_dpbusd_epi32(a4, x, _mm512_set1_epi32((int)qr[4][j]));
+                a5 = _mm512_dpbusd_epi32(a5, x, _mm512_set1_epi32((int)qr[5][j]));
+                a6 = _mm512_dpbusd_epi32(a6, x, _mm512_set1_epi32((int)qr[6][j]));
+                a7 = _mm512_dpbusd_epi32(a7, x, _mm512_set1_epi32((int)qr[7][j]));
             }
+            a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+            a[4] = a4; a[5] = a5; a[6] = a6; a[7] = a7;
             for (i = 0; i < 8; i++) {
-                if (_mm512_cmp_ps_mask(a[i], th[i], _CMP_LE_OQ)) {
-                    const float* xp = P + p * d * FASTIMB_PANEL;
-                    const float* qf = q + (ptrdiff_t)(i0 + i) * d;
-                    __m512 c = h;
-                    __mmask16 m;
-                    for (j = 0; j < d; j++)
-                        c = _mm512_fnmadd_ps(_mm512_set1_ps(qf[j]),
-                                             _mm512_loadu_ps(xp + j * FASTIMB_PANEL), c);
-                    m = _mm512_cmp_ps_mask(c, _mm512_set1_ps(thr[i0 + i]), _CMP_LE_OQ);
-                    if (m) {
-                        hits[nh].qi = i0 + i;
-                        hits[nh].panel = (int)p;
-                        hits[nh].mask = (unsigned)m;
-                        _mm512_storeu_ps(hits[nh].t, c);
-                        nh++;
-                    }
-                }
+                __m512i sum = _mm512_add_epi32(a[i], _mm512_set1_epi32(qinit[i0 + i]));
+                __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(qscale[i0 + i]),
+                                            _mm512_cvtepi32_ps(sum), h);
+                t = _mm512_fnmadd_ps(_mm512_set1_ps(qa[i0 + i]), res, t);
+                t = _mm512_fnmadd_ps(_mm512_set1_ps(qb[i0 + i]), xqn, t);
+                if (_mm512_cmp_ps_mask(t, _mm512_set1_ps(thr_s[i0 + i]), _CMP_LE_OQ))
+                    nh = fastimb_recheck(P, xh, p, d, q + (ptrdiff_t)(i0 + i) * d,
+                                         thr[i0 + i], i0 + i, hits, nh);
             }
         }
     }
@@ -185,26 +208,13 @@ static ptrdiff_t fastimb_scan_bf16(const float* P, const unsigned* B, const floa
 #endif
 #endif
 
-/* float32 -> bfloat16, round to nearest even (finite input). */
-static inline unsigned fastimb_bf16(float f) {
-    unsigned u;
-    memcpy(&u, &f, sizeof u);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return u >> 16;
-}
-
-/* Two coordinates packed for the bfloat16 panels: lo in the low half. */
-static inline unsigned fastimb_bf16_pair(float lo, float hi) {
-    return fastimb_bf16(lo) | (fastimb_bf16(hi) << 16);
-}
-
-/* The best variant this CPU runs: 3 = AVX-512F with AVX512_BF16 screening,
+/* The best variant this CPU runs: 3 = AVX-512F with the AVX512_VNNI 8-bit screen,
    2 = AVX-512F, 1 = AVX2+FMA, 0 = none. */
 static int fastimb_scan_level(void) {
 #ifdef FASTIMB_HAVE_SIMD_SCAN
     __builtin_cpu_init();
-#ifdef FASTIMB_HAVE_BF16_SCAN
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return 3;
+#ifdef FASTIMB_HAVE_INT8_SCAN
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) return 3;
 #endif
     if (__builtin_cpu_supports("avx512f")) return 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
@@ -213,21 +223,24 @@ static int fastimb_scan_level(void) {
 }
 
 /* Scan with variant ``level`` (1 to 3, at most fastimb_scan_level()); returns the number
-   of hits written. B, qb and thr_bf are read at level 3 only. */
-static ptrdiff_t fastimb_scan(int level, const float* P, const unsigned* B, const float* xh,
-                              ptrdiff_t n_panels, int d, const float* q, const unsigned* qb,
-                              int nq, const float* thr, const float* thr_bf,
-                              fastimb_hit* hits) {
+   of hits written. U, R, qu, qinit, qscale, qa, qb and thr_s are read at level 3 only. */
+static ptrdiff_t fastimb_scan(int level, const float* P, const unsigned* U, const float* R,
+                              const float* xh, ptrdiff_t n_panels, int d, const float* q,
+                              const unsigned* qu, const int* qinit, const float* qscale,
+                              const float* qa, const float* qb, int nq, const float* thr,
+                              const float* thr_s, fastimb_hit* hits) {
 #ifdef FASTIMB_HAVE_SIMD_SCAN
-#ifdef FASTIMB_HAVE_BF16_SCAN
+#ifdef FASTIMB_HAVE_INT8_SCAN
     if (level >= 3)
-        return fastimb_scan_bf16(P, B, xh, n_panels, d, q, qb, nq, thr, thr_bf, hits);
+        return fastimb_scan_int8(P, U, R, xh, n_panels, d, q, qu, qinit, qscale, qa, qb, nq,
+                                 thr, thr_s, hits);
 #endif
     if (level >= 2) return fastimb_scan_avx512(P, xh, n_panels, d, q, nq, thr, hits);
     if (level == 1) return fastimb_scan_avx2(P, xh, n_panels, d, q, nq, thr, hits);
 #endif
-    (void)P; (void)B; (void)xh; (void)n_panels; (void)d; (void)q; (void)qb; (void)nq;
-    (void)thr; (void)thr_bf; (void)hits;
+    (void)P; (void)U; (void)R; (void)xh; (void)n_panels; (void)d; (void)q; (void)qu;
+    (void)qinit; (void)qscale; (void)qa; (void)qb; (void)nq; (void)thr; (void)thr_s;
+    (void)hits;
     return 0;
 }
 
