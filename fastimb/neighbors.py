@@ -26,17 +26,17 @@ the index holds at least ``AUTO_KD_TREE_MIN_SAMPLES`` rows, and up to
 ``AUTO_KD_TREE_SMALL_MAX_FEATURES`` features below that: brute force is linear in the
 number of rows, the tree's search nearly logarithmic, so the tree pays off at higher
 dimension on larger data. Measured on make_classification data (1M rows, 5 informative
-features, the rest Gaussian noise, 2% minority; 2 cores, AVX-512 scan; fit + query of
+features, the rest Gaussian noise, 2% minority; 2 cores, AVX-512 scan with the 8-bit screen; fit + query of
 the 20k minority points, seconds):
 
 ====  =====================  =====================
 d     k=6 within minority    k=10 against all rows
       (20k rows) tree/brute  (1M rows) tree/brute
 ====  =====================  =====================
-6     0.058 / 0.106          0.46 / 1.91
-8     0.140 / 0.115          0.91 / 2.35
-10    0.317 / 0.128          2.29 / 2.78
-12    0.652 / 0.156          8.27 / 3.28
+6     0.051 / 0.120          0.27 / 1.99
+8     0.152 / 0.165          0.71 / 2.84
+10    0.293 / 0.152          1.76 / 2.91
+12    0.570 / 0.161          6.82 / 2.93
 ====  =====================  =====================
 
 Distances are exact squared Euclidean sums in double (one formula in every kernel), and
