@@ -26,8 +26,8 @@ the index holds at least ``AUTO_KD_TREE_MIN_SAMPLES`` rows, and up to
 ``AUTO_KD_TREE_SMALL_MAX_FEATURES`` features below that: brute force is linear in the
 number of rows, the tree's search nearly logarithmic, so the tree pays off at higher
 dimension on larger data. Measured on make_classification data (1M rows, 5 informative
-features, the rest Gaussian noise, 2% minority; 2 cores, AVX-512 scan with the 8-bit screen; fit + query of
-the 20k minority points, seconds):
+features, the rest Gaussian noise, 2% minority; 2 cores, AVX-512 scan with the 8-bit
+screen; fit + query of the 20k minority points, seconds):
 
 ====  =====================  =====================
 d     k=6 within minority    k=10 against all rows
