@@ -155,6 +155,8 @@ class _BruteIndex:
     # and for norms below this (the float32 t it is checked against stays finite)
     INT8_MAX_NORM = 1e15
     INT8_CLIP_RMS = 4.0
+    # and for this many queries at least (fewer do not pay for quantising the rows)
+    INT8_MIN_QUERIES = 1024
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
@@ -170,20 +172,26 @@ class _BruteIndex:
         self.norms = np.empty(n, dtype=np.float64)
         _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
-        # the 8-bit screen's copy: coordinate j in steps of a_j = min(max|x_j|,
-        # INT8_CLIP_RMS * rms_j) / 127 (rows beyond the clip are still bounded exactly,
-        # through their residual norms, only less tightly)
-        n_screen = n_panels if self.level == 3 else 0
-        self.U = np.empty((n_screen, (d + 3) // 4, self.PANEL), dtype=np.uint32)
-        self.R = np.empty((n_screen, 2, self.PANEL), dtype=np.float32)
+        # the 8-bit screen's copy, made on the first scan that is worth it (_screen)
+        self.U = np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32)
+        self.R = np.empty((0, 2, self.PANEL), dtype=np.float32)
         self.scale = np.empty(0)
-        if self.level == 3:
-            absmax, sumsq = _brute.panel_moments(self.P, n_threads)
-            self.scale = np.minimum(absmax, self.INT8_CLIP_RMS * np.sqrt(sumsq / n)) / 127.0
-            _brute.quantize_rows(self.P, self.scale, self.U, self.R, n_threads)
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
+
+    def _screen(self, n_threads):
+        """Quantise the rows for the 8-bit screen (once): coordinate j in steps of a_j =
+        min(max|x_j|, INT8_CLIP_RMS * rms_j) / 127; rows beyond the clip are still bounded
+        exactly (through their residual norms), only less tightly."""
+        if self.U.shape[0] == 0:
+            n, n_panels = self.X.shape[0], self.P.shape[0]
+            absmax, sumsq = _brute.panel_moments(self.P, n_threads)
+            scale = np.minimum(absmax, self.INT8_CLIP_RMS * np.sqrt(sumsq / n)) / 127.0
+            U = np.empty((n_panels,) + self.U.shape[1:], dtype=np.uint32)
+            R = np.empty((n_panels,) + self.R.shape[1:], dtype=np.float32)
+            _brute.quantize_rows(self.P, scale, U, R, n_threads)
+            self.U, self.R, self.scale = U, R, scale
 
     def _tree_index(self, n_threads):
         if self._tree is None:
@@ -208,7 +216,7 @@ class _BruteIndex:
         np.subtract(A, self.mean, out=out, casting="unsafe")
         return out
 
-    def _queries(self, Q):
+    def _queries(self, Q, n_threads):
         """The queries' float32 copies, squared norms, error bounds and scan level."""
         QA = self._approx(Q)
         q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
@@ -218,8 +226,11 @@ class _BruteIndex:
         # the bound used is 8 times wider
         slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + x_len) ** 2
         level = self.level
-        if level == 3 and max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM:
+        if level == 3 and (Q.shape[0] < self.INT8_MIN_QUERIES or
+                           max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM):
             level = 2
+        if level == 3:
+            self._screen(n_threads)
         return QA, q_norms, slack, level
 
     def count(self, Q, radius2, skip, max_count, n_threads):
@@ -235,7 +246,7 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        QA, q_norms, slack, level = self._queries(Q)
+        QA, q_norms, slack, level = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
             _brute.count_closer(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms,
                                 radius2, skip, slack, self.scale, self.R, self.max_norm,
@@ -260,7 +271,7 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        QA, q_norms, slack, level = self._queries(Q)
+        QA, q_norms, slack, level = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
             _brute.query_knn(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms, skip,
                              slack, self.scale, self.R, self.max_norm, dist, ind, unsure,

@@ -240,9 +240,20 @@ class _Plan:
         self.per_sample = per_sample
         self.other_of = other_of
 
+    def pairs(self, drawn, rows):
+        """``(base, nbr)``: the rows of X a batch's samples start at and move towards."""
+        if rows is None:
+            rows, cols = np.divmod(drawn, self.nns.shape[1])
+        else:
+            cols = drawn
+        nbr = self.nns[rows, cols]
+        if self.nbr_map is not None:
+            nbr = self.nbr_map[nbr]
+        return self.base_map[rows], nbr
+
     def batches(self, seed, random_state=None):
-        """Yield ``(base, nbr, steps, scale)`` chunk by chunk, drawing exactly what
-        imbalanced-learn draws, in its order.
+        """Yield ``(drawn, rows, steps, scale)`` chunk by chunk (see ``pairs``; rows are
+        None but for ADASYN), drawing exactly what imbalanced-learn draws, in its order.
 
         imbalanced-learn draws all ``n`` integers, then all ``n`` steps (then, for
         Borderline-2, one factor per neighbour of another class, from a second
@@ -268,23 +279,17 @@ class _Plan:
                     rs.uniform(size=b - a)
         ends = None if self.per_sample is None else np.cumsum(self.per_sample)
         for a, b in _chunks(n):
-            drawn = all_drawn[a:b]
+            drawn = all_drawn[a:b].astype(np.intp, copy=False)
             steps = step_rs.uniform(size=b - a)
-            if ends is None:
-                rows, cols = np.divmod(drawn, k)
-            else:                                    # np.repeat(arange, per_sample)[a:b]
-                rows = np.searchsorted(ends, np.arange(a, b), side="right")
-                cols = drawn
-            nbr = self.nns[rows, cols]
-            if self.nbr_map is not None:
-                nbr = self.nbr_map[nbr]
+            rows = None if ends is None else \
+                np.searchsorted(ends, np.arange(a, b), side="right")  # repeat(arange, counts)
             scale = None
             if factor_rs is not None:
-                other = self.other_of[nbr] != self.label
+                other = self.other_of[self.pairs(drawn, rows)[1]] != self.label
                 scale = np.ones(b - a)
                 scale[other] = factor_rs.uniform(low=0.0, high=0.5,
                                                  size=(np.count_nonzero(other), 1))[:, 0]
-            yield self.base_map[rows], nbr, steps, scale
+            yield drawn, rows, steps, scale
 
 
 def _interpolate_numpy(X, base, nbr, steps, scale, out):
@@ -320,17 +325,19 @@ def _generate(X, y, plans, seed, random_state=None):
         copy_rows(X, out[:n], threads(X.size))
     else:
         out[:n] = X
-    no_scale = np.empty(0, dtype=np.float64)
+    no_scale, no_index = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp)
     pos = n
     for p in plans:
-        for base, nbr, steps, scale in p.batches(seed, random_state):
-            dest = out[pos:pos + base.shape[0]]
+        nbr_map = no_index if p.nbr_map is None else p.nbr_map
+        for drawn, rows, steps, scale in p.batches(seed, random_state):
+            dest = out[pos:pos + drawn.shape[0]]
             if compiled:
-                interpolate(X, base, nbr, steps, no_scale if scale is None else scale, dest,
+                interpolate(X, drawn, no_index if rows is None else rows, p.base_map, p.nns,
+                            nbr_map, steps, no_scale if scale is None else scale, dest,
                             threads(dest.size))
             else:
-                _interpolate_numpy(X, base, nbr, steps, scale, dest)
-            pos += base.shape[0]
+                _interpolate_numpy(X, *p.pairs(drawn, rows), steps, scale, dest)
+            pos += drawn.shape[0]
     return out, y_out
 
 
@@ -338,7 +345,8 @@ def _generate_sparse(X, plans, seed, random_state):
     """The same samples for sparse input, with SciPy's sparse arithmetic (slower path)."""
     parts = [X]
     for p in plans:
-        base, nbr, steps, scale = zip(*p.batches(seed, random_state))
+        drawn, rows, steps, scale = zip(*p.batches(seed, random_state))
+        base, nbr = zip(*(p.pairs(a, r) for a, r in zip(drawn, rows)))
         base, nbr, steps = np.concatenate(base), np.concatenate(nbr), np.concatenate(steps)
         X_base = X[base]
         diffs = X[nbr] - X_base

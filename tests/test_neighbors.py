@@ -23,13 +23,15 @@ SCAN_LEVELS = list(range(_brute.scan_level() + 1))
 
 @contextlib.contextmanager
 def scan_level(level):
-    """Brute-force indexes built inside use the given comparison variant."""
-    saved = fastimb.neighbors._SCAN_LEVEL
-    fastimb.neighbors._SCAN_LEVEL = level
+    """Brute-force indexes built inside use the given comparison variant (the 8-bit
+    screen, level 3, for any number of queries)."""
+    index = fastimb.neighbors._BruteIndex
+    saved = fastimb.neighbors._SCAN_LEVEL, index.INT8_MIN_QUERIES
+    fastimb.neighbors._SCAN_LEVEL, index.INT8_MIN_QUERIES = level, 1
     try:
         yield
     finally:
-        fastimb.neighbors._SCAN_LEVEL = saved
+        fastimb.neighbors._SCAN_LEVEL, index.INT8_MIN_QUERIES = saved
 
 
 def _tie_free(n, d, seed, dtype=np.float64):
@@ -45,17 +47,18 @@ def test_matches_sklearn(n, d, k, m, seed, algorithm, dtype):
     k = min(k, n)
     X, Q = _tie_free(n, d, seed, dtype), _tie_free(m, d, seed + 1, dtype)
     level = int(algorithm[5:]) if algorithm.startswith("brute") else 0
+    ref = SkNN(n_neighbors=k).fit(X)
+    rdist, rind = ref.kneighbors(Q)
     with scan_level(level):
         ours = NearestNeighbors(n_neighbors=k, algorithm=algorithm.rstrip("0123"),
                                 leaf_size=4).fit(X)
-    ref = SkNN(n_neighbors=k).fit(X)
-    dist, ind = ours.kneighbors(Q)
-    rdist, rind = ref.kneighbors(Q)
-    assert_array_equal(ind, rind)
-    assert_allclose(dist, rdist, rtol=1e-5 if dtype == np.float32 else 1e-7, atol=1e-6)
-    assert dist.dtype == np.float64
-    if k < n:
-        assert_array_equal(ours.kneighbors(n_neighbors=k)[1], ref.kneighbors(n_neighbors=k)[1])
+        dist, ind = ours.kneighbors(Q)
+        assert_array_equal(ind, rind)
+        assert_allclose(dist, rdist, rtol=1e-5 if dtype == np.float32 else 1e-7, atol=1e-6)
+        assert dist.dtype == np.float64
+        if k < n:
+            assert_array_equal(ours.kneighbors(n_neighbors=k)[1],
+                               ref.kneighbors(n_neighbors=k)[1])
 
 
 @pytest.mark.parametrize("level", SCAN_LEVELS)
@@ -65,20 +68,20 @@ def test_brute_scan_variants_match_sklearn(level, dtype, d):
     # several query blocks and row chunks (the last one partial), k from 1 to 30
     X = _tie_free(5003, d, 0, dtype)
     Q = _tie_free(300, d, 1, dtype)
-    with scan_level(level):
-        ours = NearestNeighbors(algorithm="brute").fit(X)
-    int8_too_narrow = level == 3 and d < fastimb.neighbors._BruteIndex.INT8_MIN_FEATURES
-    assert ours._index.level == (2 if int8_too_narrow else level)
     ref = SkNN().fit(X)
-    for k in (1, 6, 30):
-        assert_array_equal(ours.kneighbors(Q, k)[1], ref.kneighbors(Q, k)[1])
-        assert_array_equal(ours.kneighbors(None, k)[1], ref.kneighbors(None, k)[1])
     radius = np.random.RandomState(2).uniform(0.5, 2.0, 300) * np.sqrt(d)
     exclude = np.arange(300)
-    for max_count in (1, 5, 10_000):
-        expected = _count_closer_reference(X, Q, radius, exclude, max_count)
-        assert_array_equal(count_closer(X, Q, radius, max_count=max_count, exclude=exclude,
-                                        index=ours), expected)
+    with scan_level(level):
+        ours = NearestNeighbors(algorithm="brute").fit(X)
+        int8_too_narrow = level == 3 and d < fastimb.neighbors._BruteIndex.INT8_MIN_FEATURES
+        assert ours._index.level == (2 if int8_too_narrow else level)
+        for k in (1, 6, 30):
+            assert_array_equal(ours.kneighbors(Q, k)[1], ref.kneighbors(Q, k)[1])
+            assert_array_equal(ours.kneighbors(None, k)[1], ref.kneighbors(None, k)[1])
+        for max_count in (1, 5, 10_000):
+            expected = _count_closer_reference(X, Q, radius, exclude, max_count)
+            assert_array_equal(count_closer(X, Q, radius, max_count=max_count,
+                                            exclude=exclude, index=ours), expected)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -377,12 +380,13 @@ def test_int8_screen_reports_the_float32_scans_hits(case, dtype):
     for level in (2, 3):
         with scan_level(level):
             nn = NearestNeighbors(algorithm="brute").fit(X)
-        assert nn._index.level == level
-        skip = np.full(Q.shape[0], -1, dtype=np.intp)
-        dist, ind = nn._index._scan_knn(Q, 7, skip, True, 2)
-        radius2 = dist[:, 3] * 1.01
-        counts = nn._index._scan_count(Q, radius2, skip, 1000, 2)
-        results.append((dist, ind, nn._index.last_redone_, counts))
+            assert nn._index.level == level
+            skip = np.full(Q.shape[0], -1, dtype=np.intp)
+            dist, ind = nn._index._scan_knn(Q, 7, skip, True, 2)
+            radius2 = dist[:, 3] * 1.01
+            counts = nn._index._scan_count(Q, radius2, skip, 1000, 2)
+            results.append((dist, ind, nn._index.last_redone_, counts))
+        assert (nn._index.U.shape[0] > 0) == (level == 3 and case != "huge")
     for a, b in zip(*results):
         assert_array_equal(a, b)
     assert_array_equal(results[1][1], SkNN(n_neighbors=7).fit(X).kneighbors(Q)[1])

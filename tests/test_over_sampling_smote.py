@@ -182,19 +182,34 @@ def test_duplicates_and_constant_features_distribution():
 
 
 def test_interpolate_kernel_rounding_float32():
+    # both ways of resolving a sample's rows (divmod of the drawn integer through the maps;
+    # given rows with the drawn column, no map), and imbalanced-learn's float32 rounding
     rng = np.random.RandomState(0)
     X = rng.randn(500, 7).astype(np.float32)
-    base, nbr = rng.randint(0, 500, 3000), rng.randint(0, 500, 3000)
+    base_map = rng.randint(0, 500, 200).astype(np.intp)
+    nns = rng.randint(0, 300, (200, 5)).astype(np.intp)
+    nbr_map = rng.randint(0, 500, 300).astype(np.intp)
+    drawn = rng.randint(0, 1000, 3000).astype(np.intp)
+    given_rows, given_cols = rng.randint(0, 200, 3000), rng.randint(0, 5, 3000)
+    no_index = np.empty(0, dtype=np.intp)
     steps = rng.uniform(size=3000)
-    out = np.empty((3000, 7), np.float32)
-    interpolate(X, base.astype(np.intp), nbr.astype(np.intp), steps, np.empty(0), out, 2)
-    expected = (X[base] + steps[:, None] * (X[nbr] - X[base])).astype(np.float32)
-    assert_array_equal(out, expected)
     scale = rng.uniform(0, 0.5, size=3000)
-    interpolate(X, base.astype(np.intp), nbr.astype(np.intp), steps, scale, out, 2)
-    diffs = X[nbr] - X[base]
-    diffs *= scale[:, None]
-    assert_array_equal(out, (X[base] + steps[:, None] * diffs).astype(np.float32))
+    out = np.empty((3000, 7), np.float32)
+    for mode in ("divmod", "rows"):
+        if mode == "divmod":
+            args = (drawn, no_index, base_map, nns, nbr_map)
+            base, nbr = base_map[drawn // 5], nbr_map[nns[drawn // 5, drawn % 5]]
+        else:
+            args = (given_cols.astype(np.intp), given_rows.astype(np.intp), base_map, nns,
+                    no_index)
+            base, nbr = base_map[given_rows], nns[given_rows, given_cols]
+        interpolate(X, *args, steps, np.empty(0), out, 2)
+        expected = (X[base] + steps[:, None] * (X[nbr] - X[base])).astype(np.float32)
+        assert_array_equal(out, expected)
+        interpolate(X, *args, steps, scale, out, 2)
+        diffs = X[nbr] - X[base]
+        diffs *= scale[:, None]
+        assert_array_equal(out, (X[base] + steps[:, None] * diffs).astype(np.float32))
 
 
 def _same_or_same_error(ours, ref, X, y):

@@ -49,15 +49,6 @@ DEF SAMPLE_SIZE = 512
 cdef intp_t SUBTREE_BYTES = 1 << 21
 
 
-cdef inline void swap_pair(double* key, intp_t* idx, intp_t a, intp_t b) noexcept nogil:
-    cdef double tk = key[a]
-    cdef intp_t ti = idx[a]
-    key[a] = key[b]
-    key[b] = tk
-    idx[a] = idx[b]
-    idx[b] = ti
-
-
 cdef inline intp_t partition_below(double* key, intp_t* idx, intp_t lo, intp_t hi, double a,
                                   bint or_equal) noexcept nogil:
     """One pass over [lo, hi): keys < a (<= a with ``or_equal``) first; returns where
@@ -104,21 +95,23 @@ cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept no
     (so equal keys cost one step, however many). Large ranges take a and b bracketing the
     target rank in a strided sample (Floyd and Rivest's idea): the kept band holds a few
     percent of the keys; small ranges use a = b = the median of three."""
-    cdef intp_t lo = 0, hi = n, m, lt, gt, i, r, r_lo, r_hi
+    cdef intp_t lo = 0, hi = n, m, lt, gt, i, r = 0
     cdef double a, b, x, y, z
     cdef double sample[SAMPLE_SIZE]
+    cdef bint single = False  # next step: one pivot, the sample's key at rank r
     while hi - lo > 1:
         m = hi - lo
-        if m >= SAMPLE_SELECT_MIN:
+        if single:
+            a = b = sample[r]
+            single = False
+        elif m >= SAMPLE_SELECT_MIN:
             for i in range(SAMPLE_SIZE):
                 sample[i] = key[lo + (i * m) // SAMPLE_SIZE]
             sort_doubles(sample, SAMPLE_SIZE)
             r = ((nth - lo) * SAMPLE_SIZE) // m
             # 40 ranks: about 3.5 standard deviations of the sample rank at the median
-            r_lo = max(r - 40, 0)
-            r_hi = min(r + 40, SAMPLE_SIZE - 1)
-            a = sample[r_lo]
-            b = sample[r_hi]
+            a = sample[max(r - 40, 0)]
+            b = sample[min(r + 40, SAMPLE_SIZE - 1)]
         else:
             x = key[lo]
             y = key[lo + m // 2]
@@ -134,21 +127,11 @@ cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept no
             lo = gt
         elif a == b:
             return  # rank nth lies in a band of keys equal to a
+        elif gt - lt == m:
+            single = True  # [a, b] held every key (many equal ones): cut at one key
         else:
-            # a band [a, b] as large as the range (many equal keys) gets a = b next time
-            if gt - lt == m:
-                a = sample[r]
-                lt = partition_below(key, idx, lo, hi, a, False)
-                if nth < lt:
-                    hi = lt
-                    continue
-                gt = partition_below(key, idx, lt, hi, a, True)
-                if nth < gt:
-                    return
-                lo = gt
-            else:
-                lo = lt
-                hi = gt
+            lo = lt
+            hi = gt
 
 
 cdef inline intp_t widest_side(intp_t node, const floating* lo, const floating* hi,
@@ -305,7 +288,8 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
     while (1 << n_levels) - 1 < n_nodes:
         n_levels += 1
     # the top phase ends where nodes fit in SUBTREE_BYTES
-    max_rows = max(SUBTREE_BYTES // (d * sizeof(floating) + 3 * sizeof(intp_t)), 1)
+    max_rows = max(SUBTREE_BYTES // (d * <intp_t> sizeof(floating) + 3 * <intp_t> sizeof(intp_t)),
+                   1)
     size = n
     # (and gives every thread a few subtrees where that is worth a parallel phase)
     while top_levels < n_levels - 1 and (size > max_rows or (

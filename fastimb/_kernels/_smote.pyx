@@ -1,6 +1,7 @@
 """SMOTE-family kernels: batched interpolation and the copy of the original rows.
 
-``interpolate`` writes ``out[i] = X[base[i]] + steps[i] * diff_i`` with
+``interpolate`` writes ``out[i] = X[base[i]] + steps[i] * diff_i`` (base and neighbour
+rows resolved from the drawn integers in the kernel) with
 ``diff_i = X[nbr[i]] - X[base[i]]`` computed in the data's dtype, optionally scaled
 (Borderline-SMOTE-2 shortens the step towards neighbours of another class) and rounded
 back to that dtype; ``x + step * diff`` is evaluated in double and rounded once at the
@@ -19,32 +20,47 @@ cdef intp_t COPY_BLOCK = 4096
 
 
 def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
-                const intp_t[::1] base,        # IN  (m,) row of X each new sample starts at
-                const intp_t[::1] nbr,         # IN  (m,) row of X it moves towards
+                const intp_t[::1] drawn,       # IN  (m,) the integers drawn
+                const intp_t[::1] rows,        # IN  (m,) row of nns per sample, or empty
+                const intp_t[::1] base_map,    # IN  (r,) row of X each nns row starts at
+                const intp_t[:, ::1] nns,      # IN  (r, k) neighbours
+                const intp_t[::1] nbr_map,     # IN  row of X of each neighbour, or empty
                 const double[::1] steps,       # IN  (m,) step along the difference
                 const double[::1] scale,       # IN  (m,) factor on the difference, or empty
                 floating[:, ::1] out,          # OUT (m, d)
                 int n_threads):
-    """Fill ``out`` with the interpolated samples (indices checked by the caller)."""
-    cdef intp_t m = base.shape[0], d = X.shape[1], i, j, b, c
-    cdef bint scaled = scale.shape[0] > 0
+    """Fill ``out`` with the interpolated samples. Sample i uses nns row r and column c:
+    ``divmod(drawn[i], k)``, or ``(rows[i], drawn[i])`` when rows are given; it starts at
+    ``base_map[r]`` and moves towards ``nbr_map[nns[r, c]]`` (``nns[r, c]`` itself with
+    an empty map). Every index must already be in range."""
+    cdef intp_t m = drawn.shape[0], d = X.shape[1], k = nns.shape[1], i, j, r, c, b, t
+    cdef bint scaled = scale.shape[0] > 0, given = rows.shape[0] > 0
+    cdef bint mapped = nbr_map.shape[0] > 0
     cdef double s, f
     cdef floating diff
     if m == 0 or d == 0:
         return
     with nogil:
         for i in prange(m, schedule="static", num_threads=n_threads):
-            b = base[i]
-            c = nbr[i]
+            if given:
+                r = rows[i]
+                c = drawn[i]
+            else:
+                r = drawn[i] // k
+                c = drawn[i] - r * k
+            b = base_map[r]
+            t = nns[r, c]
+            if mapped:
+                t = nbr_map[t]
             s = steps[i]
             if scaled:
                 f = scale[i]
                 for j in range(d):
-                    diff = <floating>(<double>(X[c, j] - X[b, j]) * f)
+                    diff = <floating>(<double>(X[t, j] - X[b, j]) * f)
                     out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
             else:
                 for j in range(d):
-                    diff = X[c, j] - X[b, j]
+                    diff = X[t, j] - X[b, j]
                     out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
 
 
