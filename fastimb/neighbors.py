@@ -68,12 +68,15 @@ _SCAN_LEVEL = _brute.scan_level()
 
 
 class _KDTreeIndex:
-    """A KD-tree over the rows of X, stored as flat arrays."""
+    """A KD-tree over the rows of X, stored as flat arrays. With ``copy_rows`` (the
+    default) the rows are kept in tree order, a leaf's points contiguous; without, the
+    queries read X through the permutation (cheaper to build: for queries that visit few
+    leaves)."""
 
     kind = "kd_tree"
     ORDER_MIN_QUERIES = 1024  # fewer queries are answered in their own order
 
-    def __init__(self, X, leaf_size, n_threads):
+    def __init__(self, X, leaf_size, n_threads, copy_rows=True):
         n, d = X.shape
         n_levels = 1
         while (n >> (n_levels - 1)) > leaf_size:
@@ -87,10 +90,11 @@ class _KDTreeIndex:
         self.node_hi = np.zeros((n_nodes, d), dtype=X.dtype)
         self.split_dim = np.zeros(n_nodes, dtype=np.intp)
         self.split_val = np.zeros(n_nodes, dtype=X.dtype)
-        # the data in tree order (a leaf's points contiguous for the queries)
-        self.Xt = np.empty_like(X)
+        Xt = np.empty_like(X) if copy_rows else np.empty((0, d), dtype=X.dtype)
         _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
-                      self.node_hi, self.split_dim, self.split_val, self.Xt, n_threads)
+                      self.node_hi, self.split_dim, self.split_val, Xt, n_threads)
+        self.indirect = not copy_rows
+        self.Xt = X if self.indirect else Xt
 
     def _order(self, Q, n_threads):
         """(leaf, order): the leaf each query falls in and the queries sorted by it (see
@@ -112,7 +116,7 @@ class _KDTreeIndex:
         _kdtree.query_knn(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
                           self.node_hi, self.split_dim, self.split_val, Q,
                           self._order(Q, n_threads)[1], skip, dist, ind, squared,
-                          max_visits, unfinished, n_threads)
+                          max_visits, unfinished, self.indirect, n_threads)
         return (dist, ind) if max_visits < 0 else (dist, ind, unfinished.view(bool))
 
     def count(self, Q, radius2, skip, max_count, n_threads, max_visits=-1):
@@ -121,7 +125,7 @@ class _KDTreeIndex:
         leaf, order = self._order(Q, n_threads)
         _kdtree.count_within(self.Xt, self.idx, self.node_start, self.node_end, self.node_lo,
                              self.node_hi, Q, order, leaf, radius2, skip, max_count,
-                             max_visits, out, n_threads)
+                             max_visits, out, self.indirect, n_threads)
         return out
 
 
@@ -194,8 +198,11 @@ class _BruteIndex:
             self.U, self.R, self.scale = U, R, scale
 
     def _tree_index(self, n_threads):
+        """A KD-tree over the rows, built on first need: for near neighbours (few leaves
+        per query) and the rare queries the float32 bound leaves unsure; without a copy
+        of the rows in tree order."""
         if self._tree is None:
-            self._tree = _KDTreeIndex(self.X, DEFAULT_LEAF_SIZE, n_threads)
+            self._tree = _KDTreeIndex(self.X, DEFAULT_LEAF_SIZE, n_threads, copy_rows=False)
         return self._tree
 
     def _tree_first(self, m, probe_radius2):

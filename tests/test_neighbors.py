@@ -320,16 +320,17 @@ def _check_tree(tree, X):
     """Structural invariants of a built KD-tree."""
     ns, ne, sd, sv = tree.node_start, tree.node_end, tree.split_dim, tree.split_val
     assert_array_equal(np.sort(tree.idx), np.arange(X.shape[0]))
-    assert_array_equal(tree.Xt, X[tree.idx])
+    rows = X[tree.idx]
+    assert_array_equal(tree.Xt, X if tree.indirect else rows)
     for node in range(ns.shape[0] // 2):
         c1, c2 = 2 * node + 1, 2 * node + 2
         assert ns[c1] == ns[node] and ne[c1] == ns[c2] and ne[c2] == ne[node]
         assert abs((ne[c1] - ns[c1]) - (ne[c2] - ns[c2])) <= 1  # median splits
-        assert (tree.Xt[ns[c1]:ne[c1], sd[node]] <= sv[node]).all()
-        assert (tree.Xt[ns[c2]:ne[c2], sd[node]] >= sv[node]).all()
+        assert (rows[ns[c1]:ne[c1], sd[node]] <= sv[node]).all()
+        assert (rows[ns[c2]:ne[c2], sd[node]] >= sv[node]).all()
     for node in range(ns.shape[0]):
         if ne[node] > ns[node]:  # boxes tight
-            pts = tree.Xt[ns[node]:ne[node]]
+            pts = rows[ns[node]:ne[node]]
             assert_array_equal(tree.node_lo[node], pts.min(axis=0))
             assert_array_equal(tree.node_hi[node], pts.max(axis=0))
 
@@ -347,11 +348,22 @@ def test_kdtree_build_invariants_and_thread_independence(data, dtype):
          "constant": lambda: np.ones((20000, 4)),
          "clusters": lambda: np.repeat(rng.rand(7, 3), 5000, axis=0),
          "uniform": lambda: rng.rand(70000, 5)}[data]().astype(dtype)
-    trees = [_KDTreeIndex(X, 16, n_threads) for n_threads in (1, 2)]
-    _check_tree(trees[1], X)
+    trees = [_KDTreeIndex(X, 16, n_threads, copy_rows=copy)
+             for n_threads, copy in ((1, True), (2, True), (2, False))]
+    for tree in trees[1:]:
+        _check_tree(tree, X)
     for name in ("idx", "node_start", "node_end", "node_lo", "node_hi", "split_dim",
                  "split_val"):
-        assert_array_equal(getattr(trees[0], name), getattr(trees[1], name))
+        for tree in trees[1:]:
+            assert_array_equal(getattr(trees[0], name), getattr(tree, name))
+    # queries through the permutation give the same answers as on the copy
+    Q = X[::97] + 0.25
+    skip = np.arange(0, X.shape[0], 97)
+    for a, b in zip(trees[0].knn(Q, 3, skip, True, 2), trees[2].knn(Q, 3, skip, True, 2)):
+        assert_array_equal(a, b)
+    radius2 = np.full(Q.shape[0], 0.5)
+    assert_array_equal(trees[0].count(Q, radius2, skip, 50, 2),
+                       trees[2].count(Q, radius2, skip, 50, 2))
 
 
 @pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_VNNI")

@@ -4,8 +4,9 @@ The tree is an implicit complete binary tree of ``n_nodes = 2**n_levels - 1`` no
 ``i`` has children ``2i+1`` and ``2i+2`` and covers ``idx[node_start[i]:node_end[i]]``.
 Every node is split at the median of its widest bounding-box dimension, so leaves hold at
 most ``leaf_size`` points. All arrays are allocated by the Python caller and filled here.
-Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy the caller makes after
-the build), so a leaf's points are contiguous in memory.
+Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy made by the build), so
+a leaf's points are contiguous in memory; or, without that copy (``indirect``), the data
+itself through idx, for queries that visit few leaves.
 
 Distances are squared Euclidean ("rdist"), accumulated in double in feature order by one
 inline function, so every query in this module computes bit-identical values for the same
@@ -13,7 +14,7 @@ pair of points. Tie rule: at equal distance the lower index comes first.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport fmax, sqrt
+from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -27,6 +28,11 @@ import numpy as np
 cdef intp_t FULL_SUM_MAX_D = 16
 
 
+cdef inline double pos(double v) noexcept nogil:
+    """max(v, 0) for finite v, as one maxsd (libm's fmax is a call: it handles NaN)."""
+    return v if v > 0.0 else 0.0
+
+
 cdef inline double box_rdist(const floating* q, const floating* lo, const floating* hi,
                              intp_t d) noexcept nogil:
     """Squared distance from q to the box [lo, hi] (0 inside)."""
@@ -34,7 +40,7 @@ cdef inline double box_rdist(const floating* q, const floating* lo, const floati
     cdef intp_t j
     for j in range(d):
         # branch-free: at most one of the two terms is non-zero (lo <= hi)
-        t = fmax(<double>lo[j] - <double>q[j], 0.0) + fmax(<double>q[j] - <double>hi[j], 0.0)
+        t = pos(<double>lo[j] - <double>q[j]) + pos(<double>q[j] - <double>hi[j])
         acc = acc + t * t
     return acc
 
@@ -194,33 +200,35 @@ cdef void union_box(intp_t node, const intp_t* node_start, const intp_t* node_en
         hi[node * d + j] = max(hi[c1 * d + j], hi[c2 * d + j])
 
 
-cdef int build_subtree(floating* Xt, intp_t* idx, intp_t root, intp_t depth, intp_t d,
-                       intp_t* node_start, intp_t* node_end, floating* lo, floating* hi,
-                       intp_t* split_dim, floating* split_val) noexcept nogil:
-    """Split the ``depth`` levels below ``root``, whose rows are contiguous in Xt (rows
-    ``node_start[root]:node_end[root]``, read there: they fit in cache), then put the rows
-    and idx in the subtree's order and give its nodes tight boxes. 0, or -1 when out of
-    memory."""
+cdef int build_subtree(const floating* X, floating* Xt, intp_t* idx, intp_t root,
+                       intp_t depth, intp_t d, intp_t* node_start, intp_t* node_end,
+                       floating* lo, floating* hi, intp_t* split_dim,
+                       floating* split_val) noexcept nogil:
+    """Split the ``depth`` levels below ``root`` (positions ``node_start[root]:
+    node_end[root]``) on a contiguous copy of its rows (they fit in cache): Xt's, already
+    in place, or, with Xt NULL, one gathered from X through idx. Then idx (and Xt) take
+    the subtree's order and its nodes get tight boxes. 0, or -1 when out of memory."""
     cdef intp_t s = node_start[root], m = node_end[root] - s, l, j, i, node, first, a, b
     cdef intp_t mid, dim
-    cdef floating* rows = Xt + s * d
+    cdef floating* rows = NULL
     cdef intp_t* loc = NULL
     cdef double* key = NULL
     cdef floating* tmp = NULL
     cdef intp_t* itmp = NULL
+    cdef int status = 0
     if m == 0:
         return 0
-    if depth > 0:
-        loc = <intp_t*> malloc(m * sizeof(intp_t))
-        key = <double*> malloc(m * sizeof(double))
-        tmp = <floating*> malloc(m * d * sizeof(floating))
-        itmp = <intp_t*> malloc(m * sizeof(intp_t))
-        if loc == NULL or key == NULL or tmp == NULL or itmp == NULL:
-            free(loc)
-            free(key)
-            free(tmp)
-            free(itmp)
-            return -1
+    loc = <intp_t*> malloc(m * sizeof(intp_t))
+    key = <double*> malloc(m * sizeof(double))
+    tmp = <floating*> malloc(m * d * sizeof(floating))
+    itmp = <intp_t*> malloc(m * sizeof(intp_t))
+    rows = Xt + s * d if Xt != NULL else <floating*> malloc(m * d * sizeof(floating))
+    if loc == NULL or key == NULL or tmp == NULL or itmp == NULL or rows == NULL:
+        status = -1
+    else:
+        if Xt == NULL:
+            for i in range(m):
+                memcpy(rows + i * d, X + idx[s + i] * d, d * sizeof(floating))
         for i in range(m):
             loc[i] = i
         for l in range(depth):
@@ -241,23 +249,26 @@ cdef int build_subtree(floating* Xt, intp_t* idx, intp_t root, intp_t depth, int
         for i in range(m):
             memcpy(tmp + i * d, rows + loc[i] * d, d * sizeof(floating))
             itmp[i] = idx[s + loc[i]]
-        memcpy(rows, tmp, m * d * sizeof(floating))
         memcpy(idx + s, itmp, m * sizeof(intp_t))
-        free(loc)
-        free(key)
-        free(tmp)
-        free(itmp)
-    first = ((root + 1) << depth) - 1
-    for j in range(1 << depth):
-        node = first + j
-        if node_end[node] > node_start[node]:  # an empty leaf keeps its (valid) cell
-            tight_box(Xt + node_start[node] * d, node_end[node] - node_start[node], d,
-                      lo + node * d, hi + node * d)
-    for l in range(depth - 1, -1, -1):
-        first = ((root + 1) << l) - 1
-        for j in range(1 << l):
-            union_box(first + j, node_start, node_end, lo, hi, d)
-    return 0
+        if Xt != NULL:
+            memcpy(rows, tmp, m * d * sizeof(floating))
+        first = ((root + 1) << depth) - 1
+        for j in range(1 << depth):
+            node = first + j
+            if node_end[node] > node_start[node]:  # an empty leaf keeps its (valid) cell
+                tight_box(tmp + (node_start[node] - s) * d, node_end[node] - node_start[node],
+                          d, lo + node * d, hi + node * d)
+        for l in range(depth - 1, -1, -1):
+            first = ((root + 1) << l) - 1
+            for j in range(1 << l):
+                union_box(first + j, node_start, node_end, lo, hi, d)
+    free(loc)
+    free(key)
+    free(tmp)
+    free(itmp)
+    if Xt == NULL:
+        free(rows)
+    return status
 
 
 def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
@@ -268,12 +279,13 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
           floating[:, ::1] node_hi,      # OUT (n_nodes, d) bounding-box maxima
           intp_t[::1] split_dim,         # OUT (n_nodes,) cut dimension of internal nodes
           floating[::1] split_val,       # OUT (n_nodes,) cut value: left <= cut <= right
-          floating[:, ::1] Xt,           # OUT (n, d) the data in tree order: Xt[p] = X[idx[p]]
+          floating[:, ::1] Xt,           # OUT (n, d) the data in tree order: Xt[p] = X[idx[p]],
+                                         #     or (0, d): no copy (queries go through idx)
           int n_threads):
     """Fill the tree arrays, in two phases. The top levels, whose nodes are too large for
     the cache, gather each node's keys from X through idx (in parallel) and select the
-    median; then the rows are copied into Xt in that order, and each remaining subtree,
-    now contiguous in Xt, is built in one task from its own rows. Boxes end tight
+    median; then each remaining subtree is built in one task on a contiguous copy of its
+    rows (in Xt, filled in that order, or a temporary one without Xt). Boxes end tight
     (leaves scanned, parents united). The result does not depend on the thread count."""
     cdef intp_t n = X.shape[0], d = X.shape[1], n_nodes = node_start.shape[0]
     cdef intp_t n_levels = 0, top_levels = 0, size, l, j, node, first, a, b, mid, p, i
@@ -285,6 +297,7 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
     cdef double* key
     cdef int status = 0
     cdef int* p_status = &status
+    cdef bint copy = Xt.shape[0] > 0
     while (1 << n_levels) - 1 < n_nodes:
         n_levels += 1
     # the top phase ends where nodes fit in SUBTREE_BYTES
@@ -342,13 +355,14 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
                          &split_val[0])
         free(key)
         # the rows in that order, then phase 2: one task per remaining subtree
-        for p in prange(n, schedule="static", num_threads=n_threads):
-            memcpy(&Xt[p, 0], &X[idx[p], 0], d * sizeof(floating))
+        if copy:
+            for p in prange(n, schedule="static", num_threads=n_threads):
+                memcpy(&Xt[p, 0], &X[idx[p], 0], d * sizeof(floating))
         first = (1 << top_levels) - 1
         for node in prange(first, 2 * first + 1, schedule="dynamic", num_threads=n_threads):
-            if build_subtree(&Xt[0, 0], &idx[0], node, n_levels - 1 - top_levels, d,
-                             &node_start[0], &node_end[0], lo, hi, &split_dim[0],
-                             &split_val[0]) != 0:
+            if build_subtree(&X[0, 0], &Xt[0, 0] if copy else NULL, &idx[0], node,
+                             n_levels - 1 - top_levels, d, &node_start[0], &node_end[0], lo,
+                             hi, &split_dim[0], &split_val[0]) != 0:
                 p_status[0] = -1
         for l in range(top_levels - 1, -1, -1):
             first = (1 << l) - 1
@@ -390,6 +404,14 @@ cdef struct Tree:
     const intp_t* node_start
     const intp_t* node_end
     const intp_t* split_dim
+    bint indirect           # the data in its own order: point idx[p] is at row idx[p]
+
+
+cdef inline const floating* row_at(const floating[:, ::1] Xt, const intp_t* idx, intp_t p,
+                                   bint indirect) noexcept nogil:
+    """The point at tree position p: row p of the tree-ordered copy, or row idx[p] of the
+    data itself."""
+    return &Xt[idx[p], 0] if indirect else &Xt[p, 0]
 
 
 cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
@@ -414,8 +436,8 @@ cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo
             if j == skip:
                 continue
             # a full sum beats an early exit at these widths (no branch per dimension)
-            dist = rdist(q, &Xt[p, 0], d) if d <= FULL_SUM_MAX_D else \
-                rdist_bounded(q, &Xt[p, 0], d, hd[0])
+            dist = rdist(q, row_at(Xt, t.idx, p, t.indirect), d) if d <= FULL_SUM_MAX_D \
+                else rdist_bounded(q, row_at(Xt, t.idx, p, t.indirect), d, hd[0])
             heap_push(hd, hind, k, dist, j)
         return
     dim = t.split_dim[node]
@@ -445,8 +467,7 @@ cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
     cdef double rd = 0.0
     heap_init(hd, hind, k)
     for j in range(t.d):  # offsets from the root's box
-        off[j] = fmax(<double>lo[j] - <double>q[j], 0.0) - \
-            fmax(<double>q[j] - <double>hi[j], 0.0)
+        off[j] = pos(<double>lo[j] - <double>q[j]) - pos(<double>q[j] - <double>hi[j])
         rd = rd + off[j] * off[j]
     knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, &budget, 0, rd)
     heap_sort(hd, hind, k)
@@ -454,7 +475,8 @@ cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
 
 
 def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order: row p
-                                                 #     is point idx[p] (leaves contiguous)
+                                                 #     is point idx[p] (leaves contiguous),
+                                                 #     or the data itself (indirect)
               const intp_t[::1] idx,             # IN  tree arrays (see build)
               const intp_t[::1] node_start,
               const intp_t[::1] node_end,
@@ -471,6 +493,7 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
               intp_t max_visits,                 # IN  give up after scanning this many
                                                  #     points (-1: never)
               unsigned char[::1] unfinished,     # OUT (m,) 1 where it gave up, or (0,)
+              bint indirect,                     # IN  Xt is the data itself
               int n_threads):
     """Exact k nearest neighbours of every row of Q (k = out_ind.shape[1]), except for
     the queries flagged ``unfinished`` when a visit budget is set."""
@@ -494,6 +517,7 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
     tree.node_start = &node_start[0]
     tree.node_end = &node_end[0]
     tree.split_dim = &split_dim[0]
+    tree.indirect = indirect
     with nogil, parallel(num_threads=n_threads):
         hd = <double*> malloc(k * sizeof(double))
         hind = <intp_t*> malloc(k * sizeof(intp_t))
@@ -554,14 +578,15 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
                       const intp_t* node_end, const floating* lo, const floating* hi,
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
                       intp_t max_count, intp_t budget, intp_t leaf, intp_t* stack_node,
-                      double* stack_rd) noexcept nogil:
+                      double* stack_rd, bint indirect) noexcept nogil:
     """Points strictly within r2 of q, nearer cells first, stopping at max_count; -1 if
     that needs scanning more than ``budget`` points. The leaf q falls in (``leaf``, or
     -1) is scanned first: when it alone reaches max_count, no descent is needed."""
     cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, j, count = 0
     if leaf >= 0:
         for p in range(node_start[leaf], node_end[leaf]):
-            if idx[p] != skip and rdist_bounded(q, &Xt[p, 0], d, r2) < r2:
+            if idx[p] != skip and \
+                    rdist_bounded(q, row_at(Xt, idx, p, indirect), d, r2) < r2:
                 count += 1
                 if count >= max_count:
                     return count
@@ -582,7 +607,7 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
                 j = idx[p]
                 if j == skip:
                     continue
-                if rdist_bounded(q, &Xt[p, 0], d, r2) < r2:
+                if rdist_bounded(q, row_at(Xt, idx, p, indirect), d, r2) < r2:
                     count += 1
                     if count >= max_count:
                         return count
@@ -591,7 +616,8 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
     return count
 
 
-def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree order
+def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree order, or the
+                                                  #     data itself (indirect)
                  const intp_t[::1] idx,           # IN  tree arrays (see build)
                  const intp_t[::1] node_start,
                  const intp_t[::1] node_end,
@@ -606,6 +632,7 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
                  intp_t max_visits,               # IN  give up after scanning this many
                                                   #     points (-1: never)
                  intp_t[::1] out_count,           # OUT (m,) the count, -1 where it gave up
+                 bint indirect,                   # IN  Xt is the data itself
                  int n_threads):
     """Per query, how many points lie strictly within ``sqrt(radius2)`` (capped)."""
     cdef intp_t m = Q.shape[0], n_nodes = node_start.shape[0], t, qi, depth = 2 * 64 + 4
@@ -631,7 +658,7 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
                                           &node_lo[0, 0], &node_hi[0, 0], n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
                                           budget, leaf[qi] if has_leaf else -1,
-                                          stack_node, stack_rd)
+                                          stack_node, stack_rd, indirect)
         free(stack_node)
         free(stack_rd)
     if failed:
