@@ -208,6 +208,19 @@ def _chunks(n):
         yield start, min(n, start + _CHUNK)
 
 
+def _rows_of_chunk(counts, ends, a, b):
+    """``np.repeat(arange(len(counts)), counts)[a:b]`` without the full array (``ends`` is
+    ``cumsum(counts)``)."""
+    r0, r1 = np.searchsorted(ends, [a, b - 1], side="right")
+    n = counts[r0:r1 + 1].astype(np.intp)
+    if r1 == r0:
+        n[0] = b - a
+    else:
+        n[0] = ends[r0] - a
+        n[-1] = b - ends[r1 - 1]
+    return np.repeat(np.arange(r0, r1 + 1, dtype=np.intp), n)
+
+
 def _twin(random_state):
     """A RandomState at the same point of the same stream, advancing independently."""
     twin = np.random.RandomState(0)
@@ -281,8 +294,7 @@ class _Plan:
         for a, b in _chunks(n):
             drawn = all_drawn[a:b].astype(np.intp, copy=False)
             steps = step_rs.uniform(size=b - a)
-            rows = None if ends is None else \
-                np.searchsorted(ends, np.arange(a, b), side="right")  # repeat(arange, counts)
+            rows = None if ends is None else _rows_of_chunk(self.per_sample, ends, a, b)
             scale = None
             if factor_rs is not None:
                 other = self.other_of[self.pairs(drawn, rows)[1]] != self.label

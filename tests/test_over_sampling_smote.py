@@ -5,6 +5,8 @@ import imblearn.over_sampling as imb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 from scipy import sparse
 from sklearn.neighbors import NearestNeighbors as SkNN
@@ -362,3 +364,18 @@ def test_bad_parameters(name, params):
     if name == "BorderlineSMOTE":
         with pytest.raises(ValueError, match="kind"):
             fastimb.BorderlineSMOTE(kind="borderline-3").fit_resample(X, y)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.lists(st.integers(0, 4), min_size=1, max_size=40), data=st.data())
+def test_adasyn_rows_of_a_chunk(counts, data):
+    # ADASYN's sample rows (each class row repeated by its count), one chunk at a time
+    from fastimb.over_sampling import _rows_of_chunk
+
+    counts = np.asarray(counts)
+    full = np.repeat(np.arange(counts.size), counts)
+    if full.size == 0:
+        return
+    a = data.draw(st.integers(0, full.size - 1))
+    b = data.draw(st.integers(a + 1, full.size))
+    assert_array_equal(_rows_of_chunk(counts, np.cumsum(counts), a, b), full[a:b])
