@@ -170,6 +170,9 @@ def test_build_matches_promise():
     info = fastimb.show_config(file=open(os.devnull, "w"))
     assert info["version"] == fastimb.__version__
     assert info["openmp"] == fastimb.openmp_enabled()
+    from fastimb._config import SCAN_NAMES
+
+    assert info["neighbor_scan"] in SCAN_NAMES.values()
 
 
 def test_import_does_not_import_imblearn():
