@@ -151,16 +151,17 @@ class _BruteIndex:
     TREE_PROBE = 64
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
-    # the 8-bit screen (scan level 3) from this many features (below, the products are
-    # too few for the cheaper multiply-adds to outweigh re-checking the panels that pass)
-    # and up to INT8_MAX_FEATURES (its 32-bit integer sums cannot overflow)
+    # The 8-bit screen (scan level 3) runs from INT8_MIN_FEATURES features (below, the
+    # products are too few for the cheaper multiply-adds to outweigh re-checking the
+    # panels that pass) up to INT8_MAX_FEATURES (its 32-bit integer sums cannot
+    # overflow), for norms below INT8_MAX_NORM (the float32 t it is checked against stays
+    # finite) and for INT8_MIN_QUERIES queries at least (fewer do not pay for quantising
+    # the rows). Steps are clipped at INT8_CLIP_RMS times a feature's rms.
     INT8_MIN_FEATURES = 8
     INT8_MAX_FEATURES = 4096
-    # and for norms below this (the float32 t it is checked against stays finite)
     INT8_MAX_NORM = 1e15
-    INT8_CLIP_RMS = 4.0
-    # and for this many queries at least (fewer do not pay for quantising the rows)
     INT8_MIN_QUERIES = 1024
+    INT8_CLIP_RMS = 4.0
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
@@ -176,26 +177,28 @@ class _BruteIndex:
         self.norms = np.empty(n, dtype=np.float64)
         _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
-        # the 8-bit screen's copy, made on the first scan that is worth it (_screen)
-        self.U = np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32)
-        self.R = np.empty((0, 2, self.PANEL), dtype=np.float32)
-        self.scale = np.empty(0)
+        # the 8-bit screen's copy (U, R, steps), made on the first scan worth it
+        self._no_screen = (np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32),
+                           np.empty((0, 2, self.PANEL), dtype=np.float32), np.empty(0))
+        self._screen_rows = None
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
 
     def _screen(self, n_threads):
-        """Quantise the rows for the 8-bit screen (once): coordinate j in steps of a_j =
-        min(max|x_j|, INT8_CLIP_RMS * rms_j) / 127; rows beyond the clip are still bounded
-        exactly (through their residual norms), only less tightly."""
-        if self.U.shape[0] == 0:
+        """``(U, R, steps)``: the rows quantised for the 8-bit screen (made once, and
+        published as one tuple, so concurrent queries see all of it or none): coordinate j
+        in steps of a_j = min(max|x_j|, INT8_CLIP_RMS * rms_j) / 127; rows beyond the clip
+        are still bounded exactly (through their residual norms), only less tightly."""
+        if self._screen_rows is None:
             n, n_panels = self.X.shape[0], self.P.shape[0]
             absmax, sumsq = _brute.panel_moments(self.P, n_threads)
-            scale = np.minimum(absmax, self.INT8_CLIP_RMS * np.sqrt(sumsq / n)) / 127.0
-            U = np.empty((n_panels,) + self.U.shape[1:], dtype=np.uint32)
-            R = np.empty((n_panels,) + self.R.shape[1:], dtype=np.float32)
-            _brute.quantize_rows(self.P, scale, U, R, n_threads)
-            self.U, self.R, self.scale = U, R, scale
+            steps = np.minimum(absmax, self.INT8_CLIP_RMS * np.sqrt(sumsq / n)) / 127.0
+            U = np.empty((n_panels,) + self._no_screen[0].shape[1:], dtype=np.uint32)
+            R = np.empty((n_panels,) + self._no_screen[1].shape[1:], dtype=np.float32)
+            _brute.quantize_rows(self.P, steps, U, R, n_threads)
+            self._screen_rows = (U, R, steps)
+        return self._screen_rows
 
     def _tree_index(self, n_threads):
         """A KD-tree over the rows, built on first need: for near neighbours (few leaves
@@ -224,7 +227,8 @@ class _BruteIndex:
         return out
 
     def _queries(self, Q, n_threads):
-        """The queries' float32 copies, squared norms, error bounds and scan level."""
+        """The queries' float32 copies, squared norms, error bounds, scan level and the
+        screen's arrays (empty below level 3)."""
         QA = self._approx(Q)
         q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
         q_len, x_len, d = np.sqrt(q_norms), self.max_norm, Q.shape[1]
@@ -236,9 +240,8 @@ class _BruteIndex:
         if level == 3 and (Q.shape[0] < self.INT8_MIN_QUERIES or
                            max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM):
             level = 2
-        if level == 3:
-            self._screen(n_threads)
-        return QA, q_norms, slack, level
+        screen = self._screen(n_threads) if level == 3 else self._no_screen
+        return QA, q_norms, slack, level, screen
 
     def count(self, Q, radius2, skip, max_count, n_threads):
         if self._tree_first(Q.shape[0], lambda rows: radius2[rows]):
@@ -253,11 +256,11 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        QA, q_norms, slack, level = self._queries(Q, n_threads)
+        QA, q_norms, slack, level, (U, R, steps) = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.count_closer(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms,
-                                radius2, skip, slack, self.scale, self.R, self.max_norm,
-                                max_count, out, level, n_threads)
+            _brute.count_closer(self.X, self.XA, self.P, U, self.xh, Q, QA, q_norms,
+                                radius2, skip, slack, steps, R, self.max_norm, max_count, out,
+                                level, n_threads)
         return out
 
     def knn(self, Q, k, skip, squared, n_threads):
@@ -278,11 +281,11 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        QA, q_norms, slack, level = self._queries(Q, n_threads)
+        QA, q_norms, slack, level, (U, R, steps) = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.XA, self.P, self.U, self.xh, Q, QA, q_norms, skip,
-                             slack, self.scale, self.R, self.max_norm, dist, ind, unsure,
-                             n_candidates, squared, level, n_threads)
+            _brute.query_knn(self.X, self.XA, self.P, U, self.xh, Q, QA, q_norms, skip,
+                             slack, steps, R, self.max_norm, dist, ind, unsure, n_candidates,
+                             squared, level, n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
             dist[redo], ind[redo] = self._tree_index(n_threads).knn(Q[redo], k, skip[redo],
