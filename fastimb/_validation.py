@@ -52,30 +52,34 @@ def check_sample_weight_nonneg(sample_weight, n_samples, dtype=np.float64):
 # ---------------------------------------------------------------------------------------
 # targets
 # ---------------------------------------------------------------------------------------
-def _small_int_vector(y):
-    """``y - min(y)`` as intp for a non-empty 1-D integer ndarray whose values span fewer
-    than 2**20, else None."""
+def _int_range(y):
+    """``(lo, hi)`` of a non-empty 1-D integer ndarray whose values span fewer than 2**20
+    (labels worth counting by ``bincount``), else None."""
     if not (isinstance(y, np.ndarray) and y.ndim == 1 and y.size and
             (y.dtype.kind == "i" or (y.dtype.kind == "u" and y.dtype.itemsize < 8))):
         return None
     lo, hi = int(y.min()), int(y.max())
-    if hi - lo >= 1 << 20:
-        return None
-    return y.astype(np.intp, copy=False) - lo
+    return (lo, hi) if hi - lo < 1 << 20 else None
+
+
+def _counts_from(y, lo):
+    """``bincount(y - lo)`` and ``y - lo`` (as intp)."""
+    shifted = y.astype(np.intp, copy=False) - lo
+    return np.bincount(shifted), shifted
 
 
 def target_type(y):
     """scikit-learn's ``type_of_target``; 1-D integer arrays of a small range are counted
     in one pass (``type_of_target`` hashes or sorts them, 10+ ms per million labels)."""
-    shifted = _small_int_vector(y)
-    if shifted is None:
+    span = _int_range(y)
+    if span is None:
         return type_of_target(y)
-    return "binary" if np.count_nonzero(np.bincount(shifted)) <= 2 else "multiclass"
+    return "binary" if np.count_nonzero(_counts_from(y, span[0])[0]) <= 2 else "multiclass"
 
 
 def check_classification_target(y):
     """scikit-learn's ``check_classification_targets`` (integer arrays always pass)."""
-    if _small_int_vector(y) is None:
+    if _int_range(y) is None:
         check_classification_targets(y)
 
 
@@ -114,13 +118,12 @@ def encode_labels(y):
     position of ``y[i]`` among them. Integer labels of a small range take one counting
     pass instead of the sort ``np.unique`` would do."""
     y = np.asarray(y)
-    if y.dtype.kind in "biu" and y.size:
-        lo, hi = int(y.min()), int(y.max())
-        if hi - lo < max(1024, y.size):
-            shifted = (y.astype(np.intp, copy=False) - lo)
-            present = np.bincount(shifted) > 0
-            labels = (np.flatnonzero(present) + lo).astype(y.dtype)
-            return labels, (np.cumsum(present) - 1)[shifted]
+    span = _int_range(y)
+    if span is not None:
+        counts, shifted = _counts_from(y, span[0])
+        present = counts > 0
+        labels = (np.flatnonzero(present) + span[0]).astype(y.dtype)
+        return labels, (np.cumsum(present) - 1)[shifted]
     return np.unique(y, return_inverse=True)
 
 
@@ -137,13 +140,13 @@ def indices_by_class(y):
 
 def class_counts(y):
     """``{class: count}`` in ``np.unique`` order (same key and count types)."""
-    shifted = _small_int_vector(y)
-    if shifted is None:
+    span = _int_range(y)
+    if span is None:
         labels, counts = np.unique(y, return_counts=True)
     else:
-        counts = np.bincount(shifted)
+        counts = _counts_from(y, span[0])[0]
         present = np.flatnonzero(counts)
-        labels = (present + int(y.min())).astype(y.dtype)
+        labels = (present + span[0]).astype(y.dtype)
         counts = counts[present]
     return dict(zip(labels, counts))
 
