@@ -366,21 +366,37 @@ class NearestNeighbors(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.n_samples_fit_ = X.shape[0]
         self.effective_algorithm_ = _choose_algorithm(self.algorithm, *X.shape)
-        engine = _KDTreeIndex if self.effective_algorithm_ == "kd_tree" else _BruteIndex
-        self._index = engine(X, self.leaf_size, n_threads)
         self._fit_X = X
+        self._index = self._build_index(n_threads)
+        return self
+
+    def _build_index(self, n_threads):
+        engine = _KDTreeIndex if self.effective_algorithm_ == "kd_tree" else _BruteIndex
+        return engine(self._fit_X, self.leaf_size, n_threads)
+
+    def _release_index(self):
+        """Free the index (it is rebuilt, identical, at the next query). For samplers
+        whose fitted estimator must stay fitted on X but whose index would otherwise sit
+        in memory beside the output while it is written."""
+        if hasattr(self, "_index"):
+            self._index = None
         return self
 
     def _check_fitted(self):
+        """The index, rebuilt if it was released."""
         if not hasattr(self, "_index"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
+        index = self._index
+        if index is None:
+            index = self._index = self._build_index(effective_n_threads(self.n_jobs))
+        return index
 
     def _query(self, X, n_neighbors, squared=False):
         """(dist, ind) for queries X, or for every training point without itself."""
-        self._check_fitted()
+        index = self._check_fitted()
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         if not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool):
@@ -410,12 +426,11 @@ class NearestNeighbors(BaseEstimator):
                 f"{n_neighbors + (X is None)}, n_samples_fit = {n_fit}, n_samples = "
                 f"{Q.shape[0]}"
             )
-        return self._index.knn(Q, int(n_neighbors), skip, squared,
-                               effective_n_threads(self.n_jobs))
+        return index.knn(Q, int(n_neighbors), skip, squared, effective_n_threads(self.n_jobs))
 
     def _query_rows(self, rows, n_neighbors, squared=False):
         """Neighbours of the training points ``rows``, each excluding itself by index."""
-        self._check_fitted()
+        index = self._check_fitted()
         rows = np.ascontiguousarray(rows, dtype=np.intp)
         if n_neighbors > self.n_samples_fit_ - 1:
             raise ValueError(
@@ -423,8 +438,8 @@ class NearestNeighbors(BaseEstimator):
                 f"{n_neighbors + 1}, n_samples_fit = {self.n_samples_fit_}, n_samples = "
                 f"{rows.shape[0]}"
             )
-        return self._index.knn(np.ascontiguousarray(self._fit_X[rows]), int(n_neighbors),
-                               rows, squared, effective_n_threads(self.n_jobs))
+        return index.knn(np.ascontiguousarray(self._fit_X[rows]), int(n_neighbors), rows,
+                         squared, effective_n_threads(self.n_jobs))
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """The k nearest neighbours of each query point.

@@ -15,7 +15,7 @@ from fastimb._kernels._smote import copy_rows, interpolate
 from fastimb._rows import gather_rows
 from fastimb._validation import as_index_array
 from fastimb.base import BaseOverSampler
-from fastimb.neighbors import check_neighbors_object
+from fastimb.neighbors import NearestNeighbors, check_neighbors_object
 
 __all__ = ["ADASYN", "BorderlineSMOTE", "RandomOverSampler", "SMOTE"]
 
@@ -565,6 +565,11 @@ class BorderlineSMOTE(BaseSMOTE):
                 nns = self.nn_k_.kneighbors(X_class[danger], return_distance=False)[:, 1:]
                 plans.append(_Plan(label, n_samples, danger_idx, nns, None, X.shape[0],
                                    other_of=y))
+        # nn_m_ (and Borderline-2's nn_k_) stay fitted on X as imbalanced-learn's do, but
+        # fastimb's free their index before the output is allocated (rebuilt if queried)
+        for nn in (self.nn_m_, self.nn_k_):
+            if isinstance(nn, NearestNeighbors):
+                nn._release_index()
         return _generate(X, y, plans, self.random_state)
 
 

@@ -176,6 +176,24 @@ def test_clone_pickle_and_check_neighbors_object():
     assert clone(fitted).get_params() == fitted.get_params()
 
 
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+def test_released_index_is_rebuilt_with_the_same_answers(algorithm):
+    X = _tie_free(300, 6, 3)
+    nn = NearestNeighbors(n_neighbors=4, algorithm=algorithm).fit(X)
+    expected = nn.kneighbors(X[:50]), nn.kneighbors()
+    assert nn._release_index() is nn and nn._index is None
+    for got, want in zip((nn.kneighbors(X[:50]), nn.kneighbors()), expected):
+        assert_array_equal(got[0], want[0])
+        assert_array_equal(got[1], want[1])
+    assert nn._index is not None
+    nn._release_index()
+    radius = np.full(50, 0.5)
+    assert_array_equal(count_closer(X, X[:50], radius, index=nn),
+                       count_closer(X, X[:50], radius))
+    with pytest.raises(NotFittedError):   # releasing does not fit an unfitted estimator
+        NearestNeighbors()._release_index().kneighbors(X)
+
+
 def test_imblearn_smote_accepts_the_engine():
     from imblearn.over_sampling import SMOTE
 
