@@ -179,7 +179,7 @@ class _BruteIndex:
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
         # the 8-bit screen's copy (U, R, steps), made on the first scan worth it
         self._no_screen = (np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32),
-                           np.empty((0, 2, self.PANEL), dtype=np.float32), np.empty(0))
+                           np.empty((0, 2), dtype=np.float32), np.empty(0))
         self._screen_rows = None
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0

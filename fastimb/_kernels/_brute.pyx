@@ -45,6 +45,7 @@ cdef extern from "_panel_scan.h" nogil:
         unsigned mask
         float t[16]
     int fastimb_scan_level()
+    int fastimb_lowest_bit(unsigned m)
     intp_t fastimb_scan(int level, const float* P, const unsigned* U, const float* R,
                         const float* xh, intp_t n_panels, int d, const float* q,
                         const unsigned* qu, const int* qinit, const float* qscale,
@@ -120,17 +121,20 @@ def panel_moments(const float[:, :, ::1] P,  # IN  (n_panels, d, 16) panels
 def quantize_rows(const float[:, :, ::1] P,       # IN  (n_panels, d, 16) panels
                   const double[::1] scale,        # IN  (d,) steps a_j (0: a zero column)
                   unsigned[:, :, ::1] U,          # OUT (n_panels, ceil(d/4), 16)
-                  float[:, :, ::1] R,             # OUT (n_panels, 2, 16) per row: norm of
-                                                  #     x - a * xq, norm of xq (rounded up)
+                  float[:, ::1] R,                # OUT (n_panels, 2) per panel: largest
+                                                  #     norm of x - a * xq, and of xq, over
+                                                  #     its rows (rounded up)
                   int n_threads):
     """The 8-bit screen's copy of the panels (layout in ``_panel_scan.h``): coordinate j
-    as xq_j = round(x_j / a_j) clipped to [-127, 127], stored plus 128, and per row the
+    as xq_j = round(x_j / a_j) clipped to [-127, 127], stored plus 128, and per panel the
     two norms its error bound needs."""
     cdef intp_t n_panels = P.shape[0], d = P.shape[1], d4 = U.shape[1], p, l, jj, k, j
     cdef long xq
     cdef unsigned word
-    cdef double rr, qq, res
+    cdef double rr, qq, res, r_max, q_max
     for p in prange(n_panels, nogil=True, num_threads=n_threads, schedule="static"):
+        r_max = 0.0
+        q_max = 0.0
         for l in range(PANEL):
             rr = 0.0
             qq = 0.0
@@ -147,8 +151,10 @@ def quantize_rows(const float[:, :, ::1] P,       # IN  (n_panels, d, 16) panels
                         qq = qq + <double> (xq * xq)
                     word = word | (<unsigned> (xq + 128) << (8 * k))
                 U[p, jj, l] = word
-            R[p, 0, l] = <float> (sqrt(rr) * (1.0 + 1e-6))
-            R[p, 1, l] = <float> (sqrt(qq) * (1.0 + 1e-6))
+            r_max = max(r_max, rr)
+            q_max = max(q_max, qq)
+        R[p, 0] = <float> (sqrt(r_max) * (1.0 + 1e-6))
+        R[p, 1] = <float> (sqrt(q_max) * (1.0 + 1e-6))
 
 
 cdef inline float scan_threshold(double v, double scale) noexcept nogil:
@@ -187,7 +193,7 @@ cdef struct Rows:
 
 
 cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
-                  const unsigned[:, :, ::1] U, const float[:, :, ::1] R, const float[::1] xh,
+                  const unsigned[:, :, ::1] U, const float[:, ::1] R, const float[::1] xh,
                   intp_t n, int level, const double[::1] scale, double x_len):
     cdef Rows rows
     rows.n = n
@@ -196,7 +202,7 @@ cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
     rows.XA = &XA[0, 0] if XA.shape[0] > 0 else NULL
     rows.P = &P[0, 0, 0] if P.shape[0] > 0 else NULL
     rows.U = &U[0, 0, 0] if U.shape[0] > 0 else NULL
-    rows.R = &R[0, 0, 0] if R.shape[0] > 0 else NULL
+    rows.R = &R[0, 0] if R.shape[0] > 0 else NULL
     rows.scale = &scale[0] if scale.shape[0] > 0 else NULL
     rows.x_len = x_len
     rows.xh = &xh[0]
@@ -218,6 +224,8 @@ cdef struct Work:
     float* prod             # (BLOCK_Q, BLOCK_X) products (gemm path only)
     fastimb_hit* hits       # (MAX_HITS,)
     intp_t* qrows           # (BLOCK_Q,) the queries in the buffer
+    intp_t lane_row[PANEL]  # one hit's rows and approximate squared distances (hit_lanes)
+    double lane_dd[PANEL]
 
 
 cdef Work work_alloc(intp_t d, int level) noexcept nogil:
@@ -274,7 +282,7 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
     if r.level > 0:
         return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL,
                             r.U + (x0 // PANEL) * ((r.d + 3) // 4) * PANEL if r.U != NULL
-                            else NULL, r.R + (x0 // PANEL) * 2 * PANEL if r.R != NULL
+                            else NULL, r.R + (x0 // PANEL) * 2 if r.R != NULL
                             else NULL, r.xh + x0, n_panels, ind, w.qbuf, w.qu, w.qinit,
                             w.qscale, w.qa, w.qb, nq, w.thr, w.thr_s, w.hits)
     # prod[i * nx + j] = <q_i, x_j>, then the same threshold test per 16-row panel
@@ -299,11 +307,30 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
     return nh
 
 
+cdef inline int hit_lanes(Work* w, const fastimb_hit* hit, intp_t x0, intp_t n,
+                          double qn) noexcept nogil:
+    """A hit's rows below n (lanes in increasing order) in ``w.lane_row``, and their
+    approximate squared distances qn + 2 t in ``w.lane_dd``; returns their count."""
+    cdef unsigned mask = hit.mask
+    cdef int l, c = 0
+    cdef intp_t jj
+    while mask:
+        l = fastimb_lowest_bit(mask)
+        mask = mask & (mask - 1)
+        jj = x0 + hit.panel * PANEL + l
+        if jj >= n:
+            break
+        w.lane_row[c] = jj
+        w.lane_dd[c] = qn + 2.0 * hit.t[l]
+        c = c + 1
+    return c
+
+
 cdef void quantize_query(Work* w, intp_t i, intp_t d, const Rows* r) noexcept nogil:
     """Buffered query i for the 8-bit screen, q_j a_j = c (qq_j + e_j) with c = max_j
     |q_j a_j| / 127 (so |e_j| <= 1/2), and its error bound. For a row x = a xq + res
     (per coordinate), q.x = c qq.xq + c e.xq + q.res, so the integer sum misses q.x by at
-    most c |e| |xq| + |q| |res| (Cauchy-Schwarz; the row norms are in R); the float32 t
+    most c |e| |xq| + |q| |res| (Cauchy-Schwarz; R bounds the norms per panel); the float32 t
     and the screen's arithmetic round at most d + 10 times by 2^-23 relative to |x|^2/2 +
     |q| |x| (qmargin, a quarter more on top)."""
     cdef const float* qf = w.qbuf + i * d
@@ -373,7 +400,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
               const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
               const double[::1] slack,         # IN  (m,) bound on the approximation error
               const double[::1] scale,         # IN  (d,) the screen's scales (level 3)
-              const float[:, :, ::1] R,        # IN  the screen's row norms (level 3)
+              const float[:, ::1] R,           # IN  the screen's panel norms (level 3)
               double x_len,                    # IN  largest norm of a row
               double[:, ::1] out_dist,         # OUT (m, k)
               intp_t[:, ::1] out_ind,          # OUT (m, k)
@@ -386,9 +413,9 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
     cdef intp_t kc = n_candidates, block_q = query_block(m, n_threads)
     cdef intp_t n_blocks = (m + block_q - 1) // block_q
-    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk, h, l, nh
+    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk, h, nh
     cdef int nq_pad
-    cdef double qn, dd
+    cdef double qn
     cdef Rows rows
     cdef Work w
     cdef double* hd = NULL
@@ -396,6 +423,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
     cdef double* fd = NULL
     cdef intp_t* find_ = NULL
     cdef fastimb_hit* hit
+    cdef int e
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
@@ -428,16 +456,11 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
                     for h in range(nh):
                         hit = &w.hits[h]
                         i = hit.qi
-                        qn = q_norms[q0 + i]
                         sk = skip[q0 + i]
-                        for l in range(PANEL):
-                            if hit.mask & (<unsigned> 1 << l):
-                                jj = x0 + hit.panel * PANEL + l
-                                if jj >= n:
-                                    break
-                                dd = qn + 2.0 * hit.t[l]
-                                if dd <= hd[i * kc] and jj != sk:
-                                    heap_push(hd + i * kc, hind + i * kc, kc, dd, jj)
+                        for e in range(hit_lanes(&w, hit, x0, n, q_norms[q0 + i])):
+                            if w.lane_dd[e] <= hd[i * kc] and w.lane_row[e] != sk:
+                                heap_push(hd + i * kc, hind + i * kc, kc, w.lane_dd[e],
+                                          w.lane_row[e])
                     x0 = x0 + nx
                 # exact distances of the candidates decide the final k
                 for i in range(nq):
@@ -474,7 +497,7 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                  const intp_t[::1] skip,          # IN  (m,) index never counted, or -1
                  const double[::1] slack,         # IN  (m,) bound on the approximation error
                  const double[::1] scale,         # IN  as in query_knn
-                 const float[:, :, ::1] R,
+                 const float[:, ::1] R,
                  double x_len,
                  intp_t max_count,                # IN  stop counting at this many
                  intp_t[::1] out_count,           # OUT (m,)
@@ -491,12 +514,13 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0]
     cdef intp_t block_q = query_block(m, n_threads)
     cdef intp_t n_blocks = (m + block_q - 1) // block_q
-    cdef intp_t qb, q0, nq, x0, nx, a, n_act, n_keep, n_loaded, qi, jj, cnt, h, l, nh
+    cdef intp_t qb, q0, nq, x0, nx, a, n_act, n_keep, n_loaded, qi, jj, cnt, h, nh
     cdef int nq_pad
     cdef double qn, r2, s, dd
     cdef Rows rows
     cdef Work w
     cdef fastimb_hit* hit
+    cdef int e
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0:
@@ -533,20 +557,16 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                         cnt = out_count[qi]
                         if cnt >= max_count:
                             continue
-                        qn = q_norms[qi]
                         r2 = radius2[qi]
                         s = slack[qi]
-                        for l in range(PANEL):
-                            if hit.mask & (<unsigned> 1 << l):
-                                jj = x0 + hit.panel * PANEL + l
-                                if jj >= n:
+                        for e in range(hit_lanes(&w, hit, x0, n, q_norms[qi])):
+                            jj = w.lane_row[e]
+                            dd = w.lane_dd[e]
+                            if dd <= r2 + s and jj != skip[qi] and (
+                                    dd < r2 - s or rdist(&Q[qi, 0], &X[jj, 0], d) < r2):
+                                cnt = cnt + 1
+                                if cnt >= max_count:
                                     break
-                                dd = qn + 2.0 * hit.t[l]
-                                if dd <= r2 + s and jj != skip[qi] and (
-                                        dd < r2 - s or rdist(&Q[qi, 0], &X[jj, 0], d) < r2):
-                                    cnt = cnt + 1
-                                    if cnt >= max_count:
-                                        break
                         out_count[qi] = cnt
                     # the queries still counting go on to the next chunk
                     n_keep = 0

@@ -32,6 +32,21 @@ typedef struct {
     float t[FASTIMB_PANEL];
 } fastimb_hit;
 
+/* Index of the lowest set bit of a non-zero mask (a hit's lanes, visited set bit by set
+   bit). */
+static inline int fastimb_lowest_bit(unsigned m) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(m);
+#else
+    int l = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        l++;
+    }
+    return l;
+#endif
+}
+
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define FASTIMB_HAVE_SIMD_SCAN 1
 #include <immintrin.h>
@@ -122,25 +137,39 @@ static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_
     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 9)
 #define FASTIMB_HAVE_INT8_SCAN 1
 
-/* Query qf's float32 t on panel p, in fastimb_scan_avx512's order of operations (so the
- * same bits); a hit is recorded when a lane passes thr. Returns the new hit count. */
+/* The float32 t of up to 8 (query, panel) pairs (query rows qi[e] of q, panels pn[e]),
+ * each in fastimb_scan_avx512's order of operations (so the same bits), the 8 chains of
+ * multiply-adds interleaved (one chain alone waits on each multiply-add's latency). A
+ * hit is recorded, in the pairs' order, for each pair where a lane passes thr[qi[e]].
+ * Returns the new hit count. */
 __attribute__((target("avx512f")))
-static inline ptrdiff_t fastimb_recheck(const float* P, const float* xh, ptrdiff_t p, int d,
-                                        const float* qf, float thr, int qi,
-                                        fastimb_hit* hits, ptrdiff_t nh) {
-    const float* xp = P + p * d * FASTIMB_PANEL;
-    __m512 c = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
-    __mmask16 m;
+static ptrdiff_t fastimb_recheck(const float* P, const float* xh, int d, const float* q,
+                                 const float* thr, const int* qi, const ptrdiff_t* pn,
+                                 int count, fastimb_hit* hits, ptrdiff_t nh) {
+    const float* xp[8];
+    const float* qf[8];
+    __m512 c[8];
     ptrdiff_t j;
+    int e;
+    for (e = 0; e < 8; e++) {   /* missing pairs repeat the first (computed, not recorded) */
+        int src = e < count ? e : 0;
+        xp[e] = P + pn[src] * d * FASTIMB_PANEL;
+        qf[e] = q + (ptrdiff_t)qi[src] * d;
+        c[e] = _mm512_loadu_ps(xh + pn[src] * FASTIMB_PANEL);
+    }
     for (j = 0; j < d; j++)
-        c = _mm512_fnmadd_ps(_mm512_set1_ps(qf[j]), _mm512_loadu_ps(xp + j * FASTIMB_PANEL), c);
-    m = _mm512_cmp_ps_mask(c, _mm512_set1_ps(thr), _CMP_LE_OQ);
-    if (m) {
-        hits[nh].qi = qi;
-        hits[nh].panel = (int)p;
-        hits[nh].mask = (unsigned)m;
-        _mm512_storeu_ps(hits[nh].t, c);
-        nh++;
+        for (e = 0; e < 8; e++)
+            c[e] = _mm512_fnmadd_ps(_mm512_set1_ps(qf[e][j]),
+                                    _mm512_loadu_ps(xp[e] + j * FASTIMB_PANEL), c[e]);
+    for (e = 0; e < count; e++) {
+        __mmask16 m = _mm512_cmp_ps_mask(c[e], _mm512_set1_ps(thr[qi[e]]), _CMP_LE_OQ);
+        if (m) {
+            hits[nh].qi = qi[e];
+            hits[nh].panel = (int)pn[e];
+            hits[nh].mask = (unsigned)m;
+            _mm512_storeu_ps(hits[nh].t, c[e]);
+            nh++;
+        }
     }
     return nh;
 }
@@ -154,30 +183,53 @@ static inline ptrdiff_t fastimb_recheck(const float* P, const float* xh, ptrdiff
  * against the same steps (q_j a_j ~ c qq_j, qq_j in [-127, 127]): qu[i * d4 + jj] packs
  * its signed bytes, qinit[i] = -128 sum(qq) cancels the offset of 128, and qscale[i] = c,
  * so the integer sum is exact and t_int8 = xh - c * sum(qq_j xq_j). The error of t_int8
- * for the pair is at most qa[i] R[p, 0, l] + qb[i] R[p, 1, l] + (a part the caller adds
- * to thr_s[i] - thr[i]); the screen subtracts the first two terms, so every (query,
+ * for any row of panel p is at most qa[i] R[2p] + qb[i] R[2p + 1] (R: the panel's largest
+ * norms) plus a part the caller adds to thr_s[i] - thr[i]; the screen widens the
+ * threshold by the first two terms (once per panel for the tile's eight queries: the
+ * per-query work is a conversion, one multiply-add and a compare), so every (query,
  * panel) pair whose float32 t passes thr is recomputed, and the recomputation reports
  * exactly the hits of fastimb_scan_avx512, bit for bit. */
-__attribute__((target("avx512f,avx512vnni")))
+#define FASTIMB_INT8_TEST(A, I)                                                          \
+    if (_mm512_cmp_ps_mask(_mm512_fnmadd_ps(_mm512_set1_ps(qscale[i0 + (I)]),           \
+                                            _mm512_cvtepi32_ps(A), h),                  \
+                           _mm512_set1_ps(lim[I]), _CMP_LE_OQ)) {                        \
+        pq[np_] = i0 + (I);                                                              \
+        pp[np_++] = p;                                                                   \
+        if (np_ == 8) {                                                                  \
+            nh = fastimb_recheck(P, xh, d, q, thr, pq, pp, 8, hits, nh);                 \
+            np_ = 0;                                                                     \
+        }                                                                                \
+    }
+
+__attribute__((target("avx512f,avx512vnni,fma")))
 static ptrdiff_t fastimb_scan_int8(const float* P, const unsigned* U, const float* R,
                                    const float* xh, ptrdiff_t n_panels, int d, const float* q,
                                    const unsigned* qu, const int* qinit, const float* qscale,
                                    const float* qa, const float* qb, int nq, const float* thr,
                                    const float* thr_s, fastimb_hit* hits) {
-    ptrdiff_t nh = 0, p, j, d4 = (d + 3) / 4;
-    int i0, i;
+    ptrdiff_t nh = 0, p, j, d4 = (d + 3) / 4, pp[8];
+    int i0, i, pq[8], np_ = 0;  /* pairs that passed, rechecked 8 at a time, in order */
     for (i0 = 0; i0 < nq; i0 += 8) {
         const unsigned* qr[8];  /* the tile's packed queries (no index arithmetic in the loop) */
+        const __m256 qa8 = _mm256_loadu_ps(qa + i0), qb8 = _mm256_loadu_ps(qb + i0),
+                     th8 = _mm256_loadu_ps(thr_s + i0);
         for (i = 0; i < 8; i++) qr[i] = qu + (ptrdiff_t)(i0 + i) * d4;
         for (p = 0; p < n_panels; p++) {
             const unsigned* up = U + p * d4 * FASTIMB_PANEL;
-            __m512 h = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
-            __m512 res = _mm512_loadu_ps(R + p * 2 * FASTIMB_PANEL);
-            __m512 xqn = _mm512_loadu_ps(R + p * 2 * FASTIMB_PANEL + FASTIMB_PANEL);
-            /* eight named accumulators: GCC copies the elements of an array of them
-               around the destructive vpdpbusd every iteration */
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0,
-                    a5 = a0, a6 = a0, a7 = a0, a[8];
+            const __m512 h = _mm512_loadu_ps(xh + p * FASTIMB_PANEL);
+            float lim[8];   /* the eight queries' thresholds widened by the panel's error */
+            /* eight named accumulators, starting at the offsets' correction: GCC copies
+               the elements of an array of them around the destructive vpdpbusd */
+            __m512i a0 = _mm512_set1_epi32(qinit[i0]), a1 = _mm512_set1_epi32(qinit[i0 + 1]),
+                    a2 = _mm512_set1_epi32(qinit[i0 + 2]),
+                    a3 = _mm512_set1_epi32(qinit[i0 + 3]),
+                    a4 = _mm512_set1_epi32(qinit[i0 + 4]),
+                    a5 = _mm512_set1_epi32(qinit[i0 + 5]),
+                    a6 = _mm512_set1_epi32(qinit[i0 + 6]),
+                    a7 = _mm512_set1_epi32(qinit[i0 + 7]);
+            _mm256_storeu_ps(lim, _mm256_fmadd_ps(qa8, _mm256_set1_ps(R[2 * p]),
+                                                  _mm256_fmadd_ps(qb8, _mm256_set1_ps(R[2 * p + 1]),
+                                                                  th8)));
             for (j = 0; j < d4; j++) {
                 __m512i x = _mm512_loadu_si512(up + j * FASTIMB_PANEL);
                 a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32((int)qr[0][j]));
@@ -189,22 +241,14 @@ static ptrdiff_t fastimb_scan_int8(const float* P, const unsigned* U, const floa
                 a6 = _mm512_dpbusd_epi32(a6, x, _mm512_set1_epi32((int)qr[6][j]));
                 a7 = _mm512_dpbusd_epi32(a7, x, _mm512_set1_epi32((int)qr[7][j]));
             }
-            a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
-            a[4] = a4; a[5] = a5; a[6] = a6; a[7] = a7;
-            for (i = 0; i < 8; i++) {
-                __m512i sum = _mm512_add_epi32(a[i], _mm512_set1_epi32(qinit[i0 + i]));
-                __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(qscale[i0 + i]),
-                                            _mm512_cvtepi32_ps(sum), h);
-                t = _mm512_fnmadd_ps(_mm512_set1_ps(qa[i0 + i]), res, t);
-                t = _mm512_fnmadd_ps(_mm512_set1_ps(qb[i0 + i]), xqn, t);
-                if (_mm512_cmp_ps_mask(t, _mm512_set1_ps(thr_s[i0 + i]), _CMP_LE_OQ))
-                    nh = fastimb_recheck(P, xh, p, d, q + (ptrdiff_t)(i0 + i) * d,
-                                         thr[i0 + i], i0 + i, hits, nh);
-            }
+            FASTIMB_INT8_TEST(a0, 0) FASTIMB_INT8_TEST(a1, 1) FASTIMB_INT8_TEST(a2, 2)
+            FASTIMB_INT8_TEST(a3, 3) FASTIMB_INT8_TEST(a4, 4) FASTIMB_INT8_TEST(a5, 5)
+            FASTIMB_INT8_TEST(a6, 6) FASTIMB_INT8_TEST(a7, 7)
         }
     }
-    return nh;
+    return np_ ? fastimb_recheck(P, xh, d, q, thr, pq, pp, np_, hits, nh) : nh;
 }
+#undef FASTIMB_INT8_TEST
 #endif
 #endif
 
