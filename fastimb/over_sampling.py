@@ -495,7 +495,9 @@ class BorderlineSMOTE(BaseSMOTE):
     nn_k_ : estimator object
         Neighbours estimator used to construct synthetic samples.
     nn_m_ : estimator object
-        Neighbours estimator used to find the samples in danger.
+        Neighbours estimator used to find the samples in danger (fitted on X, as
+        imbalanced-learn's; fastimb's frees its index before generating the new samples,
+        so the output is not written beside it, and rebuilds it if it is queried).
     in_danger_indices : dict of ndarray
         For each class resampled, the indices of its samples in danger.
     n_features_in_ : int

@@ -227,9 +227,9 @@ static ptrdiff_t fastimb_scan_int8(const float* P, const unsigned* U, const floa
                     a5 = _mm512_set1_epi32(qinit[i0 + 5]),
                     a6 = _mm512_set1_epi32(qinit[i0 + 6]),
                     a7 = _mm512_set1_epi32(qinit[i0 + 7]);
-            _mm256_storeu_ps(lim, _mm256_fmadd_ps(qa8, _mm256_set1_ps(R[2 * p]),
-                                                  _mm256_fmadd_ps(qb8, _mm256_set1_ps(R[2 * p + 1]),
-                                                                  th8)));
+            _mm256_storeu_ps(lim, _mm256_fmadd_ps(
+                qa8, _mm256_set1_ps(R[2 * p]),
+                _mm256_fmadd_ps(qb8, _mm256_set1_ps(R[2 * p + 1]), th8)));
             for (j = 0; j < d4; j++) {
                 __m512i x = _mm512_loadu_si512(up + j * FASTIMB_PANEL);
                 a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32((int)qr[0][j]));
