@@ -382,8 +382,8 @@ class NearestNeighbors(BaseEstimator):
             self._index = None
         return self
 
-    def _check_fitted(self):
-        """The index, rebuilt if it was released."""
+    def _fitted_index(self):
+        """The index (NotFittedError before fit), rebuilt if it was released."""
         if not hasattr(self, "_index"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
@@ -396,7 +396,7 @@ class NearestNeighbors(BaseEstimator):
 
     def _query(self, X, n_neighbors, squared=False):
         """(dist, ind) for queries X, or for every training point without itself."""
-        index = self._check_fitted()
+        index = self._fitted_index()
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         if not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool):
@@ -430,7 +430,7 @@ class NearestNeighbors(BaseEstimator):
 
     def _query_rows(self, rows, n_neighbors, squared=False):
         """Neighbours of the training points ``rows``, each excluding itself by index."""
-        index = self._check_fitted()
+        index = self._fitted_index()
         rows = np.ascontiguousarray(rows, dtype=np.intp)
         if n_neighbors > self.n_samples_fit_ - 1:
             raise ValueError(
@@ -514,8 +514,8 @@ def count_closer(X_fit, Q, radius, *, max_count=1, exclude=None, n_jobs=None,
     ``X_fit``, to reuse its index.
     """
     n_threads = effective_n_threads(n_jobs)
-    if index is not None and getattr(index, "_index", None) is not None:
-        engine = index._index
+    if index is not None and hasattr(index, "_index"):
+        engine = index._fitted_index()
     else:
         X_fit = check_float_X(X_fit)
         kind = _choose_algorithm(algorithm, *X_fit.shape)

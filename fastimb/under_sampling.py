@@ -300,7 +300,7 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         other = np.flatnonzero(y != label)
         keep = np.zeros(class_idx.size, dtype=bool)
         if other.size == 0 or class_idx.size <= k or (
-                self.nn_._index.kind == "kd_tree" and
+                self.nn_.effective_algorithm_ == "kd_tree" and
                 other.size * self.OTHERS_SMALL_RATIO > class_idx.size):
             undecided = np.arange(class_idx.size)
         else:
@@ -310,14 +310,14 @@ class EditedNearestNeighbours(BaseCleaningSampler):
             to_other = self._class_index(X, other, frozenset(all_labels) - {label}, cache)
             X_class, X_other = same._fit_X, to_other._fit_X
             if self._own_neighbours_first(same, to_other, X_class, k, n_threads):
-                r2 = same._index.knn(X_class, k, itself, True, n_threads)[0][:, -1]
+                r2 = same._fitted_index().knn(X_class, k, itself, True, n_threads)[0][:, -1]
                 # an other-class sample at distance <= r2: removed, or a tie to resolve
                 within = count_closer(X_other, X_class, np.nextafter(r2, np.inf),
                                       squared=True, n_jobs=self.n_jobs, index=to_other)
                 keep = within == 0
             else:
-                r2 = to_other._index.knn(X_class, 1, _skip_array(class_idx.size), True,
-                                         n_threads)[0][:, 0]
+                r2 = to_other._fitted_index().knn(X_class, 1, _skip_array(class_idx.size),
+                                                  True, n_threads)[0][:, 0]
                 closer = count_closer(X_class, X_class, r2, max_count=k, squared=True,
                                       exclude=itself, n_jobs=self.n_jobs, index=same)
                 keep = closer >= k
@@ -341,9 +341,9 @@ class EditedNearestNeighbours(BaseCleaningSampler):
         m = X_class.shape[0]
         probe = np.unique(np.linspace(0, m - 1, min(m, self.PROBE)).astype(np.intp))
         Q = X_class[probe]
-        r_own = same._index.knn(Q, k, probe, True, n_threads)[0][:, -1]
-        r_other = to_other._index.knn(Q, 1, _skip_array(probe.size), True,
-                                      n_threads)[0][:, 0]
+        r_own = same._fitted_index().knn(Q, k, probe, True, n_threads)[0][:, -1]
+        r_other = to_other._fitted_index().knn(Q, 1, _skip_array(probe.size), True,
+                                               n_threads)[0][:, 0]
         return np.median(r_own) <= self.OWN_FIRST_RATIO * np.median(r_other)
 
     def _fit_resample(self, X, y):
