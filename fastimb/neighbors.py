@@ -4,10 +4,11 @@ Every sampler gets its neighbours here. :class:`NearestNeighbors` behaves as
 scikit-learn's for what samplers use (``fit``, ``kneighbors``, ``kneighbors_graph``) and
 can also be handed to imbalanced-learn samplers. Two exact engines sit behind it:
 
-* a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: balanced median splits
-  (branch-free partitions around sampled pivots), built level by level in parallel until
-  the nodes fit in cache, then one task per subtree on its rows copied in tree order
-  (a leaf's points contiguous),
+* a KD-tree (``fastimb._kernels._kdtree``) for low dimensions: median splits; the top
+  levels cut at the medians of a strided sample and the rows placed under them by two
+  parallel passes (count, then a stable scatter), then one task per subtree on its rows
+  copied in tree order (a leaf's points contiguous), split at exact medians by
+  branch-free partitions around sampled pivots,
   depth-first queries with incremental cell distances (Arya-Mount) and a tight-box check
   per leaf, parallel over query points taken in leaf order (neighbouring queries read the
   same leaves), optionally with a budget of points scanned per query;
@@ -91,8 +92,10 @@ class _KDTreeIndex:
         self.split_dim = np.zeros(n_nodes, dtype=np.intp)
         self.split_val = np.zeros(n_nodes, dtype=X.dtype)
         Xt = np.empty_like(X) if copy_rows else np.empty((0, d), dtype=X.dtype)
-        _kdtree.build(X, self.idx, self.node_start, self.node_end, self.node_lo,
-                      self.node_hi, self.split_dim, self.split_val, Xt, n_threads)
+        # the levels cut on a sample of the rows (see _kdtree.build)
+        self.top_levels = _kdtree.build(X, self.idx, self.node_start, self.node_end,
+                                        self.node_lo, self.node_hi, self.split_dim,
+                                        self.split_val, Xt, n_threads)
         self.indirect = not copy_rows
         self.Xt = X if self.indirect else Xt
 

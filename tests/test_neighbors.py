@@ -334,18 +334,25 @@ def test_brute_hands_near_neighbours_to_the_tree(dtype, k):
     assert_array_equal(got, _count_closer_reference(X, Q, radius, np.full(3600, -1), 3))
 
 
-def _check_tree(tree, X):
+def _check_tree(tree, X, leaf_size):
     """Structural invariants of a built KD-tree."""
     ns, ne, sd, sv = tree.node_start, tree.node_end, tree.split_dim, tree.split_val
     assert_array_equal(np.sort(tree.idx), np.arange(X.shape[0]))
     rows = X[tree.idx]
     assert_array_equal(tree.Xt, X if tree.indirect else rows)
+    n_top = 2 ** tree.top_levels - 1
     for node in range(ns.shape[0] // 2):
         c1, c2 = 2 * node + 1, 2 * node + 2
         assert ns[c1] == ns[node] and ne[c1] == ns[c2] and ne[c2] == ne[node]
-        assert abs((ne[c1] - ns[c1]) - (ne[c2] - ns[c2])) <= 1  # median splits
+        imbalance = abs((ne[c1] - ns[c1]) - (ne[c2] - ns[c2]))
+        if node < n_top:  # cut at the median of a sample of the rows
+            assert imbalance <= 0.2 * (ne[node] - ns[node])
+        else:             # exact median splits
+            assert imbalance <= 1
         assert (rows[ns[c1]:ne[c1], sd[node]] <= sv[node]).all()
         assert (rows[ns[c2]:ne[c2], sd[node]] >= sv[node]).all()
+    leaves = (ne - ns)[ns.shape[0] // 2:]
+    assert leaves.max() <= 1.25 * leaf_size
     for node in range(ns.shape[0]):
         if ne[node] > ns[node]:  # boxes tight
             pts = rows[ns[node]:ne[node]]
@@ -353,23 +360,26 @@ def _check_tree(tree, X):
             assert_array_equal(tree.node_hi[node], pts.max(axis=0))
 
 
-@pytest.mark.parametrize("data", ["grid", "constant", "clusters", "uniform"])
+@pytest.mark.parametrize("data", ["grid", "constant", "clusters", "uniform", "sorted"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kdtree_build_invariants_and_thread_independence(data, dtype):
     # sizes reach the sampled-pivot selection (ranges of 4096+ keys) and both build
     # phases; heavy duplicates (grid, constant, clusters of identical rows) exercise the
-    # bands of equal keys
+    # bands of equal keys and the top levels' cuts between equal keys (split by index);
+    # sorted rows, the strided sample of the top levels
     from fastimb.neighbors import _KDTreeIndex
 
     rng = np.random.RandomState(3)
     X = {"grid": lambda: rng.randint(0, 3, size=(60000, 3)),
          "constant": lambda: np.ones((20000, 4)),
          "clusters": lambda: np.repeat(rng.rand(7, 3), 5000, axis=0),
-         "uniform": lambda: rng.rand(70000, 5)}[data]().astype(dtype)
+         "uniform": lambda: rng.rand(70000, 5),
+         "sorted": lambda: np.sort(rng.rand(70000, 3), axis=0)}[data]().astype(dtype)
     trees = [_KDTreeIndex(X, 16, n_threads, copy_rows=copy)
              for n_threads, copy in ((1, True), (2, True), (2, False))]
+    assert trees[0].top_levels > 0  # both phases ran
     for tree in trees[1:]:
-        _check_tree(tree, X)
+        _check_tree(tree, X, 16)
     for name in ("idx", "node_start", "node_end", "node_lo", "node_hi", "split_dim",
                  "split_val"):
         for tree in trees[1:]:

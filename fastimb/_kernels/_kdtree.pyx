@@ -2,8 +2,11 @@
 
 The tree is an implicit complete binary tree of ``n_nodes = 2**n_levels - 1`` nodes: node
 ``i`` has children ``2i+1`` and ``2i+2`` and covers ``idx[node_start[i]:node_end[i]]``.
-Every node is split at the median of its widest bounding-box dimension, so leaves hold at
-most ``leaf_size`` points. All arrays are allocated by the Python caller and filled here.
+Every node is split at the median of its widest cell dimension: the top levels (nodes
+larger than the cache) at the median of a strided sample of their rows, the levels below
+exactly, so leaves hold about ``leaf_size`` points (at most that many with exact splits
+throughout; a few percent more or fewer below sampled cuts). The search is exact whatever
+the cuts. All arrays are allocated by the Python caller and filled here.
 Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy made by the build), so
 a leaf's points are contiguous in memory; or, without that copy (``indirect``), the data
 itself through idx, for queries that visit few leaves.
@@ -18,6 +21,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from fastimb._kernels._blocks cimport block_stop, n_blocks_of
 from fastimb._kernels._distance cimport rdist, rdist_bounded
 from fastimb._kernels._heap cimport FASTIMB_INTP_MAX, heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
@@ -53,6 +57,14 @@ cdef intp_t SAMPLE_SELECT_MIN = 4096
 DEF SAMPLE_SIZE = 512
 # bytes of a subtree the second build phase handles in one task (rows, keys, buffers)
 cdef intp_t SUBTREE_BYTES = 1 << 21
+# the top levels stop at this many subtrees once these fit SUBTREE_BYTES (a fixed number,
+# so the tree does not depend on the thread count), and are cut on a strided sample of
+# TOP_SAMPLE rows per subtree, TOP_SAMPLE_MAX rows at most
+cdef intp_t MIN_SUBTREES = 64
+cdef intp_t TOP_SAMPLE = 512
+cdef intp_t TOP_SAMPLE_MAX = 1 << 17
+# rows per task of the top levels' counting and scattering passes (at least)
+cdef intp_t TOP_BLOCK = 16384
 
 
 cdef inline intp_t partition_below(double* key, intp_t* idx, intp_t lo, intp_t hi, double a,
@@ -271,6 +283,147 @@ cdef int build_subtree(const floating* X, floating* Xt, intp_t* idx, intp_t root
     return status
 
 
+cdef inline bint goes_left(floating x, intp_t i, floating v, intp_t pivot) noexcept nogil:
+    """A top-level cut sends (x, i) left when it precedes (v, pivot): x < v, or x == v
+    and i < pivot (equal keys are split by index, so they cannot unbalance the cut).
+    Without branches: every row takes a data-dependent turn at every level."""
+    return (<int> (x < v)) | ((<int> (x == v)) & (<int> (i < pivot)))
+
+
+DEF TOP_CHUNK = 64
+
+
+cdef inline void top_subtrees(const floating* X, intp_t i0, intp_t m, intp_t d,
+                              intp_t top_levels, const intp_t* split_dim,
+                              const floating* split_val, const intp_t* pivot,
+                              intp_t* sub) noexcept nogil:
+    """``sub[u]``: the top-level subtree (0 .. 2**top_levels - 1) row ``i0 + u`` falls
+    in, for u < m <= TOP_CHUNK. The rows descend level by level together: their turns
+    are independent, so the CPU overlaps them (one row alone waits on each level's
+    loads)."""
+    cdef intp_t u, l, node, i
+    for u in range(m):
+        sub[u] = 0
+    for l in range(top_levels):
+        for u in range(m):
+            node = sub[u]
+            i = i0 + u
+            sub[u] = 2 * node + 2 - goes_left(X[i * d + split_dim[node]], i, split_val[node],
+                                              pivot[node])
+    for u in range(m):
+        sub[u] -= (1 << top_levels) - 1
+
+
+cdef void place_block(const floating* X, intp_t start, intp_t stop, intp_t d,
+                      intp_t top_levels, const intp_t* split_dim, const floating* split_val,
+                      const intp_t* pivot, intp_t* slots, intp_t* idx, floating* Xt,
+                      intp_t n_sub) noexcept nogil:
+    """Rows ``start:stop`` by top-level subtree. Without idx: count them (``slots[b]``,
+    the rows of subtree b). With idx: place them, in order: ``slots[b]`` is the next
+    position of subtree b's rows, where each row's index goes (and its values in Xt,
+    unless NULL)."""
+    cdef intp_t sub[TOP_CHUNK]
+    cdef intp_t i, m, u, p
+    if idx == NULL:
+        for u in range(n_sub):
+            slots[u] = 0
+    for i in range(start, stop, TOP_CHUNK):
+        m = min(TOP_CHUNK, stop - i)
+        top_subtrees(X, i, m, d, top_levels, split_dim, split_val, pivot, sub)
+        if idx == NULL:
+            for u in range(m):
+                slots[sub[u]] += 1
+            continue
+        for u in range(m):
+            p = slots[sub[u]]
+            slots[sub[u]] = p + 1
+            idx[p] = i + u
+            if Xt != NULL:
+                memcpy(Xt + p * d, X + (i + u) * d, d * sizeof(floating))
+
+
+cdef void cut_sampled(intp_t node, const floating* X, intp_t d, floating* lo, floating* hi,
+                      intp_t* node_start, intp_t* node_end, intp_t* split_dim,
+                      floating* split_val, intp_t* pivot, intp_t* sidx, double* skey,
+                      intp_t* tidx, double* tie, intp_t* srange) noexcept nogil:
+    """Cut ``node`` at the (key, index) pair of median rank among its sample rows
+    ``sidx[srange[2 node]:srange[2 node + 1]]`` (which it splits between its children);
+    ``skey``, ``tidx`` and ``tie`` are scratch over the same range."""
+    cdef intp_t a = srange[2 * node], b = srange[2 * node + 1], m = b - a, p, r, mid, c_lt
+    cdef intp_t n_eq = 0, left = a, dim = widest_side(node, lo, hi, d)
+    cdef double v
+    split_dim[node] = dim
+    if m == 0:
+        v = lo[node * d + dim]
+        pivot[node] = 0
+    else:
+        for p in range(a, b):
+            skey[p] = X[sidx[p] * d + dim]
+        mid = a + m // 2
+        select_nth(skey + a, sidx + a, m, mid - a)
+        v = skey[mid]
+        # the pair of rank mid: among the keys equal to v, the index of rank
+        # (mid - a) - #(keys < v)
+        c_lt = 0
+        for p in range(a, b):
+            if skey[p] < v:
+                c_lt += 1
+            elif skey[p] == v:
+                tie[a + n_eq] = <double> sidx[p]
+                tidx[a + n_eq] = n_eq
+                n_eq += 1
+        select_nth(tie + a, tidx + a, n_eq, mid - a - c_lt)
+        pivot[node] = <intp_t> tie[mid - c_lt]
+    cut_node(node, dim, <floating> v, 0, node_start, node_end, lo, hi, d, split_dim,
+             split_val)
+    for p in range(a, b):
+        if goes_left(X[sidx[p] * d + dim], sidx[p], split_val[node], pivot[node]):
+            r = sidx[p]
+            sidx[p] = sidx[left]
+            sidx[left] = r
+            left += 1
+    srange[2 * (2 * node + 1)] = a
+    srange[2 * (2 * node + 1) + 1] = left
+    srange[2 * (2 * node + 2)] = left
+    srange[2 * (2 * node + 2) + 1] = b
+
+
+cdef int cut_top_levels(const floating* X, intp_t n, intp_t d, intp_t top_levels,
+                        floating* lo, floating* hi, intp_t* node_start, intp_t* node_end,
+                        intp_t* split_dim, floating* split_val, intp_t* pivot,
+                        int n_threads) noexcept nogil:
+    """Cut the top levels (cells, split dimensions, values and pivots) at the medians of
+    a strided sample of the rows (all rows when they are few), a level's nodes in
+    parallel. 0, or -1 when out of memory."""
+    cdef intp_t n_sample = min(n, min(TOP_SAMPLE << top_levels, TOP_SAMPLE_MAX))
+    cdef intp_t n_top = (1 << top_levels) - 1, r, l, node, first
+    cdef intp_t* sidx = <intp_t*> malloc(n_sample * sizeof(intp_t))
+    cdef intp_t* tidx = <intp_t*> malloc(n_sample * sizeof(intp_t))
+    cdef double* skey = <double*> malloc(n_sample * sizeof(double))
+    cdef double* tie = <double*> malloc(n_sample * sizeof(double))
+    cdef intp_t* srange = <intp_t*> malloc((4 * n_top + 4) * sizeof(intp_t))
+    cdef int status = 0
+    if sidx == NULL or tidx == NULL or skey == NULL or tie == NULL or srange == NULL:
+        status = -1
+    else:
+        for r in range(n_sample):
+            sidx[r] = (r * n) // n_sample
+        srange[0] = 0          # node i's sample rows: sidx[srange[2i]:srange[2i+1]]
+        srange[1] = n_sample
+        for l in range(top_levels):
+            first = (1 << l) - 1
+            for node in prange(first, 2 * first + 1, schedule="dynamic",
+                               num_threads=n_threads):
+                cut_sampled(node, X, d, lo, hi, node_start, node_end, split_dim, split_val,
+                            pivot, sidx, skey, tidx, tie, srange)
+    free(sidx)
+    free(tidx)
+    free(skey)
+    free(tie)
+    free(srange)
+    return status
+
+
 def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
           intp_t[::1] idx,               # OUT (n,) permutation of range(n)
           intp_t[::1] node_start,        # OUT (n_nodes,)
@@ -282,39 +435,50 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
           floating[:, ::1] Xt,           # OUT (n, d) the data in tree order: Xt[p] = X[idx[p]],
                                          #     or (0, d): no copy (queries go through idx)
           int n_threads):
-    """Fill the tree arrays, in two phases. The top levels, whose nodes are too large for
-    the cache, gather each node's keys from X through idx (in parallel) and select the
-    median; then each remaining subtree is built in one task on a contiguous copy of its
-    rows (in Xt, filled in that order, or a temporary one without Xt). Boxes end tight
-    (leaves scanned, parents united). The result does not depend on the thread count."""
+    """Fill the tree arrays, in two phases; returns the number of top levels.
+
+    The top levels, whose nodes are too large for the cache, are cut at the medians of a
+    strided sample of the rows (ties split by index); then two passes over X, in
+    parallel by blocks, count the rows of each top-level subtree and scatter them, stably
+    (each subtree's rows in increasing index), to their positions in idx (and Xt). Those
+    nodes are balanced to the sample's precision (a few percent). Then each subtree is
+    built in one task on a contiguous copy of its rows (in Xt, or a temporary one without
+    Xt), at exact medians. Boxes end tight (leaves scanned, parents united). The result
+    does not depend on the thread count."""
     cdef intp_t n = X.shape[0], d = X.shape[1], n_nodes = node_start.shape[0]
-    cdef intp_t n_levels = 0, top_levels = 0, size, l, j, node, first, a, b, mid, p, i
-    cdef intp_t n_blocks, blk, r0, r1, max_rows, dim
+    cdef intp_t n_levels = 0, top_levels = 0, size, l, j, node, first, p, i, b, pos, t
+    cdef intp_t n_blocks, blk, r0, r1, max_rows, n_sub, block, n_blk
     cdef floating* lo = &node_lo[0, 0]
     cdef floating* hi = &node_hi[0, 0]
-    cdef floating* bl
-    cdef floating* bh
-    cdef double* key
+    cdef intp_t* pivot
+    cdef intp_t* counts
     cdef int status = 0
     cdef int* p_status = &status
     cdef bint copy = Xt.shape[0] > 0
     while (1 << n_levels) - 1 < n_nodes:
         n_levels += 1
-    # the top phase ends where nodes fit in SUBTREE_BYTES
+    # the top phase ends where nodes fit in SUBTREE_BYTES (and gives MIN_SUBTREES
+    # subtrees where they are worth a task each)
     max_rows = max(SUBTREE_BYTES // (d * <intp_t> sizeof(floating) + 3 * <intp_t> sizeof(intp_t)),
                    1)
     size = n
-    # (and gives every thread a few subtrees where that is worth a parallel phase)
     while top_levels < n_levels - 1 and (size > max_rows or (
-            (1 << top_levels) < 4 * n_threads and size > 4 * SAMPLE_SELECT_MIN)):
+            (1 << top_levels) < MIN_SUBTREES and size > 4 * SAMPLE_SELECT_MIN)):
         size = (size + 1) // 2
         top_levels += 1
+    n_sub = 1 << top_levels
     # the root's cell: the data's bounding box, by blocks in parallel
     n_blocks = (n + 8191) // 8192
     boxes = np.empty((2 * n_blocks, d), dtype=np.asarray(node_lo).dtype)
     cdef floating[:, ::1] bx = boxes
-    key = <double*> malloc((n if top_levels > 0 else 1) * sizeof(double))
-    if key == NULL:
+    # the top levels' passes: blocks of at least TOP_BLOCK rows, a few per thread
+    block = max(TOP_BLOCK, (n + 4 * n_threads - 1) // (4 * n_threads))
+    n_blk = n_blocks_of(n, block) if top_levels > 0 else 0
+    pivot = <intp_t*> malloc(n_sub * sizeof(intp_t))
+    counts = <intp_t*> malloc((n_blk * n_sub + 1) * sizeof(intp_t))
+    if pivot == NULL or counts == NULL:
+        free(pivot)
+        free(counts)
         raise MemoryError("KD-tree build: out of memory")
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
@@ -328,37 +492,45 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
             for j in range(d):
                 lo[j] = min(lo[j], bx[2 * blk, j])
                 hi[j] = max(hi[j], bx[2 * blk + 1, j])
-        for p in prange(n, schedule="static", num_threads=n_threads):
-            idx[p] = p
         node_start[0] = 0
         node_end[0] = n
-        # phase 1: the top levels, keys gathered from X through idx
-        for l in range(top_levels):
-            first = (1 << l) - 1
-            for j in range(1 << l):
-                node = first + j
-                dim = widest_side(node, lo, hi, d)
-                split_dim[node] = dim
-                a = node_start[node]
-                b = node_end[node]
-                for p in prange(a, b, schedule="static", num_threads=n_threads):
-                    key[p] = X[idx[p], dim]
-            for node in prange(first, 2 * first + 1, schedule="dynamic", num_threads=n_threads):
-                a = node_start[node]
-                b = node_end[node]
-                mid = a + (b - a) // 2
-                if b - a > 1:
-                    select_nth(key + a, &idx[a], b - a, mid - a)
-                cut_node(node, split_dim[node],
-                         X[idx[mid], split_dim[node]] if b > a else lo[node * d + split_dim[node]],
-                         mid, &node_start[0], &node_end[0], lo, hi, d, &split_dim[0],
-                         &split_val[0])
-        free(key)
-        # the rows in that order, then phase 2: one task per remaining subtree
-        if copy:
-            for p in prange(n, schedule="static", num_threads=n_threads):
-                memcpy(&Xt[p, 0], &X[idx[p], 0], d * sizeof(floating))
-        first = (1 << top_levels) - 1
+        if top_levels == 0:
+            for p in range(n):
+                idx[p] = p
+            if copy:
+                memcpy(&Xt[0, 0], &X[0, 0], n * d * sizeof(floating))
+        elif cut_top_levels(&X[0, 0], n, d, top_levels, lo, hi, &node_start[0], &node_end[0],
+                            &split_dim[0], &split_val[0], pivot, n_threads) != 0:
+            status = -1
+        else:
+            # phase 1: count each block's rows per subtree, then place them (stable)
+            for blk in prange(n_blk, schedule="static", num_threads=n_threads):
+                place_block(&X[0, 0], blk * block, block_stop(blk, block, n), d, top_levels,
+                            &split_dim[0], &split_val[0], pivot, counts + blk * n_sub, NULL,
+                            NULL, n_sub)
+            first = n_sub - 1
+            pos = 0
+            for b in range(n_sub):
+                node_start[first + b] = pos
+                for blk in range(n_blk):
+                    t = counts[blk * n_sub + b]
+                    counts[blk * n_sub + b] = pos
+                    pos = pos + t
+                node_end[first + b] = pos
+            for blk in prange(n_blk, schedule="static", num_threads=n_threads):
+                place_block(&X[0, 0], blk * block, block_stop(blk, block, n), d, top_levels,
+                            &split_dim[0], &split_val[0], pivot, counts + blk * n_sub, &idx[0],
+                            &Xt[0, 0] if copy else NULL, n_sub)
+            for node in range(first - 1, -1, -1):
+                node_start[node] = node_start[2 * node + 1]
+                node_end[node] = node_end[2 * node + 2]
+    free(pivot)
+    free(counts)
+    if status != 0:
+        raise MemoryError("KD-tree build: out of memory")
+    with nogil:
+        # phase 2: one task per remaining subtree
+        first = n_sub - 1
         for node in prange(first, 2 * first + 1, schedule="dynamic", num_threads=n_threads):
             if build_subtree(&X[0, 0], &Xt[0, 0] if copy else NULL, &idx[0], node,
                              n_levels - 1 - top_levels, d, &node_start[0], &node_end[0], lo,
@@ -370,6 +542,7 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
                 union_box(node, &node_start[0], &node_end[0], lo, hi, d)
     if status != 0:
         raise MemoryError("KD-tree build: out of memory")
+    return top_levels
 
 
 # ---------------------------------------------------------------------------------------
