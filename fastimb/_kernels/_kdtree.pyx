@@ -110,7 +110,8 @@ cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept no
     Each step cuts the range around pivots a <= b into keys < a, keys in [a, b] and keys
     > b (a second pass over the part not below a), and keeps the part holding rank nth;
     when a == b that middle part is a band of equal keys, and nth in it ends the search
-    (so equal keys cost one step, however many). Large ranges take a and b bracketing the
+    (so equal keys cost two steps, however many): with a single pivot, the second pass
+    runs only when no key is below a (otherwise the next pivot cuts the keys >= a). Large ranges take a and b bracketing the
     target rank in a strided sample (Floyd and Rivest's idea): the kept band holds a few
     percent of the keys; small ranges use a = b = the median of three."""
     cdef intp_t lo = 0, hi = n, m, lt, gt, i, r = 0
@@ -139,6 +140,9 @@ cdef void select_nth(double* key, intp_t* idx, intp_t n, intp_t nth) noexcept no
         lt = partition_below(key, idx, lo, hi, a, False)
         if nth < lt:
             hi = lt
+            continue
+        if a == b and lt > lo:
+            lo = lt  # keys >= a: the next pivot cuts them (no pass to find those equal to a)
             continue
         gt = partition_below(key, idx, lt, hi, b, True)
         if nth >= gt:
