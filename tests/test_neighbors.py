@@ -360,13 +360,15 @@ def _check_tree(tree, X, leaf_size):
             assert_array_equal(tree.node_hi[node], pts.max(axis=0))
 
 
-@pytest.mark.parametrize("data", ["grid", "constant", "clusters", "uniform", "sorted"])
+@pytest.mark.parametrize("data", ["grid", "constant", "clusters", "uniform", "sorted",
+                                  "wide"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kdtree_build_invariants_and_thread_independence(data, dtype):
     # sizes reach the sampled-pivot selection (ranges of 4096+ keys) and both build
     # phases; heavy duplicates (grid, constant, clusters of identical rows) exercise the
     # bands of equal keys and the top levels' cuts between equal keys (split by index);
-    # sorted rows, the strided sample of the top levels
+    # sorted rows, the strided sample of the top levels; wide rows, top levels cut on
+    # every row (small subtrees: few rows fit the cache)
     from fastimb.neighbors import _KDTreeIndex
 
     rng = np.random.RandomState(3)
@@ -374,7 +376,8 @@ def test_kdtree_build_invariants_and_thread_independence(data, dtype):
          "constant": lambda: np.ones((20000, 4)),
          "clusters": lambda: np.repeat(rng.rand(7, 3), 5000, axis=0),
          "uniform": lambda: rng.rand(70000, 5),
-         "sorted": lambda: np.sort(rng.rand(70000, 3), axis=0)}[data]().astype(dtype)
+         "sorted": lambda: np.sort(rng.rand(70000, 3), axis=0),
+         "wide": lambda: rng.rand(3000, 600)}[data]().astype(dtype)
     trees = [_KDTreeIndex(X, 16, n_threads, copy_rows=copy)
              for n_threads, copy in ((1, True), (2, True), (2, False))]
     assert trees[0].top_levels > 0  # both phases ran
