@@ -12,6 +12,7 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substitution
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._kernels._smote import copy_rows, interpolate
+from fastimb._random import Draws
 from fastimb._rows import gather_rows
 from fastimb._validation import as_index_array
 from fastimb.base import BaseOverSampler
@@ -221,13 +222,6 @@ def _rows_of_chunk(counts, ends, a, b):
     return np.repeat(np.arange(r0, r1 + 1, dtype=np.intp), n)
 
 
-def _twin(random_state):
-    """A RandomState at the same point of the same stream, advancing independently."""
-    twin = np.random.RandomState(0)
-    twin.set_state(random_state.get_state())
-    return twin
-
-
 class _Plan:
     """Everything about one class's new samples except the random numbers.
 
@@ -271,37 +265,43 @@ class _Plan:
         imbalanced-learn draws all ``n`` integers, then all ``n`` steps (then, for
         Borderline-2, one factor per neighbour of another class, from a second
         ``check_random_state``). The integers are drawn first (kept in int32 when they fit:
-        a fraction of the output's size), then the steps a chunk at a time (a twin stream
-        at the steps' start when the factors follow them on the same stream); the caller's
-        RandomState (or the global one) ends where imbalanced-learn leaves it.
+        a fraction of the output's size), then the steps a chunk at a time (from a fork of
+        the stream at the steps' start when the factors follow them on the same stream);
+        the caller's RandomState (or the global one) ends where imbalanced-learn leaves it.
         ``random_state`` is ADASYN's stream, shared by all classes; the others call
         ``check_random_state(seed)`` per class, as imblearn does.
         """
         n, k = self.n_new, self.nns.shape[1]
         rs = check_random_state(seed) if random_state is None else random_state
+        draws = Draws(rs)
         high = self.nns.size if self.per_sample is None else k
-        all_drawn = np.empty(n, dtype=np.int32 if high <= np.iinfo(np.int32).max else np.intp)
-        for a, b in _chunks(n):                      # in chunks: the same stream
-            all_drawn[a:b] = rs.randint(low=0, high=high, size=b - a)
-        step_rs, factor_rs = rs, None
+        all_drawn = draws.randint(
+            high, n, dtype=np.int32 if high <= np.iinfo(np.int32).max else np.intp)
+        step_draws, factor_draws = draws, None
         if self.other_of is not None:
-            step_rs = _twin(rs)
             factor_rs = check_random_state(seed)
             if factor_rs is rs:                      # one shared stream: factors after steps
-                for a, b in _chunks(n):
-                    rs.uniform(size=b - a)
+                step_draws = draws.fork()
+                draws.skip_uniform(n)
+                factor_draws = draws
+            else:
+                factor_draws = Draws(factor_rs)
         ends = None if self.per_sample is None else np.cumsum(self.per_sample)
-        for a, b in _chunks(n):
-            drawn = all_drawn[a:b].astype(np.intp, copy=False)
-            steps = step_rs.uniform(size=b - a)
-            rows = None if ends is None else _rows_of_chunk(self.per_sample, ends, a, b)
-            scale = None
-            if factor_rs is not None:
-                other = self.other_of[self.pairs(drawn, rows)[1]] != self.label
-                scale = np.ones(b - a)
-                scale[other] = factor_rs.uniform(low=0.0, high=0.5,
-                                                 size=(np.count_nonzero(other), 1))[:, 0]
-            yield drawn, rows, steps, scale
+        try:
+            for a, b in _chunks(n):
+                drawn = all_drawn[a:b].astype(np.intp, copy=False)
+                steps = step_draws.uniform(b - a)
+                rows = None if ends is None else _rows_of_chunk(self.per_sample, ends, a, b)
+                scale = None
+                if factor_draws is not None:
+                    other = self.other_of[self.pairs(drawn, rows)[1]] != self.label
+                    scale = np.ones(b - a)
+                    scale[other] = factor_draws.uniform(np.count_nonzero(other), high=0.5)
+                yield drawn, rows, steps, scale
+        finally:
+            draws.commit()
+            if factor_draws is not None and factor_draws is not draws:
+                factor_draws.commit()
 
 
 def _interpolate_numpy(X, base, nbr, steps, scale, out):

@@ -13,10 +13,63 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy
 
 from fastimb._kernels._blocks cimport block_stop, n_blocks_of
+from fastimb._kernels._prefetch cimport prefetch_bytes
 from fastimb._kernels._typedefs cimport intp_t
 
 # rows per task of the parallel copy (a few hundred KiB at typical widths)
 cdef intp_t COPY_BLOCK = 4096
+
+
+cdef enum:
+    # samples per pass of the interpolation: their rows are first resolved and
+    # prefetched (independent loads, many misses in flight), then written
+    SAMPLE_BLOCK = 256
+
+
+cdef void interpolate_block(const floating* X, intp_t d, const intp_t* drawn,
+                            const intp_t* rows, const intp_t* base_map, const intp_t* nns,
+                            intp_t k, const intp_t* nbr_map, const double* steps,
+                            const double* scale, floating* out, intp_t a,
+                            intp_t e) noexcept nogil:
+    """Samples ``a <= i < e`` (at most SAMPLE_BLOCK); ``rows``, ``nbr_map`` and ``scale``
+    are NULL when not given."""
+    cdef intp_t base[SAMPLE_BLOCK]
+    cdef intp_t nbr[SAMPLE_BLOCK]
+    cdef intp_t i, j, r, c, t
+    cdef intp_t row_bytes = d * sizeof(floating)
+    cdef const floating* xb
+    cdef const floating* xt
+    cdef floating* o
+    cdef double s, f
+    cdef floating diff
+    for i in range(a, e):
+        if rows != NULL:
+            r = rows[i]
+            c = drawn[i]
+        else:
+            r = drawn[i] // k
+            c = drawn[i] - r * k
+        t = nns[r * k + c]
+        if nbr_map != NULL:
+            t = nbr_map[t]
+        base[i - a] = base_map[r]
+        nbr[i - a] = t
+        prefetch_bytes(X + base_map[r] * d, row_bytes)
+        prefetch_bytes(X + t * d, row_bytes)
+    for i in range(a, e):
+        xb = X + base[i - a] * d
+        xt = X + nbr[i - a] * d
+        o = out + i * d
+        s = steps[i]
+        if scale != NULL:
+            f = scale[i]
+            for j in range(d):
+                diff = <floating>(<double>(xt[j] - xb[j]) * f)
+                o[j] = <floating>(<double>xb[j] + s * <double>diff)
+        else:
+            for j in range(d):
+                diff = xt[j] - xb[j]
+                o[j] = <floating>(<double>xb[j] + s * <double>diff)
 
 
 def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
@@ -33,35 +86,21 @@ def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
     ``divmod(drawn[i], k)``, or ``(rows[i], drawn[i])`` when rows are given; it starts at
     ``base_map[r]`` and moves towards ``nbr_map[nns[r, c]]`` (``nns[r, c]`` itself with
     an empty map). Every index must already be in range."""
-    cdef intp_t m = drawn.shape[0], d = X.shape[1], k = nns.shape[1], i, j, r, c, b, t
-    cdef bint scaled = scale.shape[0] > 0, given = rows.shape[0] > 0
-    cdef bint mapped = nbr_map.shape[0] > 0
-    cdef double s, f
-    cdef floating diff
+    cdef intp_t m = drawn.shape[0], d = X.shape[1], k = nns.shape[1], blk, n_blocks
+    cdef const intp_t* p_rows
+    cdef const intp_t* p_map
+    cdef const double* p_scale
     if m == 0 or d == 0:
         return
+    p_rows = &rows[0] if rows.shape[0] > 0 else NULL
+    p_map = &nbr_map[0] if nbr_map.shape[0] > 0 else NULL
+    p_scale = &scale[0] if scale.shape[0] > 0 else NULL
+    n_blocks = n_blocks_of(m, SAMPLE_BLOCK)
     with nogil:
-        for i in prange(m, schedule="static", num_threads=n_threads):
-            if given:
-                r = rows[i]
-                c = drawn[i]
-            else:
-                r = drawn[i] // k
-                c = drawn[i] - r * k
-            b = base_map[r]
-            t = nns[r, c]
-            if mapped:
-                t = nbr_map[t]
-            s = steps[i]
-            if scaled:
-                f = scale[i]
-                for j in range(d):
-                    diff = <floating>(<double>(X[t, j] - X[b, j]) * f)
-                    out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
-            else:
-                for j in range(d):
-                    diff = X[t, j] - X[b, j]
-                    out[i, j] = <floating>(<double>X[b, j] + s * <double>diff)
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            interpolate_block(&X[0, 0], d, &drawn[0], p_rows, &base_map[0], &nns[0, 0], k,
+                              p_map, &steps[0], p_scale, &out[0, 0], blk * SAMPLE_BLOCK,
+                              block_stop(blk, SAMPLE_BLOCK, m))
 
 
 def copy_rows(const floating[:, ::1] X,        # IN  (n, d) data
