@@ -12,12 +12,16 @@ can also be handed to imbalanced-learn samplers. Two exact engines sit behind it
   depth-first queries with incremental cell distances (Arya-Mount) and a tight-box check
   per leaf, parallel over query points taken in leaf order (neighbouring queries read the
   same leaves), optionally with a budget of points scanned per query;
-* blocked brute force (``fastimb._kernels._brute``) for higher dimensions: float32
-  ``||x||^2 / 2 - q.x`` on centred data with a per-query error bound, compared with the
-  running k-th candidate distance in a fused AVX-512 / AVX2 scan (products and test in
-  registers; from 8 features, with AVX512_VNNI, an exact-bounded 8-bit screen first; BLAS
-  sgemm plus a filter pass on other CPUs), exact re-ranking of the
-  candidates in double, parallel over query blocks. When a probe of the queries shows
+* blocked brute force (``fastimb._kernels._brute``) for higher dimensions: the rows
+  centred, rotated onto their principal axes and stored in a KD-tree's order, in chunks
+  with bounding boxes; float32 ``||x||^2 / 2 - q.x`` with a per-query error bound,
+  compared with the running k-th candidate distance in a fused AVX-512 / AVX2 scan
+  (products and test in registers; from 8 features, with AVX512_VNNI, an exact-bounded
+  8-bit screen first; BLAS sgemm plus a filter pass on other CPUs), exact re-ranking of
+  the candidates in double, parallel over blocks of nearby queries, which visit the
+  chunks nearest them first and skip those whose box lies beyond their k-th candidate
+  (distances are unchanged by the rotation; the error bound keeps every skip exact).
+  When a probe of the queries shows
   neighbours far closer than the data's spread (duplicates, queries taken from the data,
   clustered or resampled data), the queries go to a KD-tree first, each with a budget,
   and only those that exhaust it are scanned.
@@ -133,17 +137,24 @@ class _KDTreeIndex:
 
 
 class _BruteIndex:
-    """Blocked brute force. The comparisons run in float32 (on centred data) with an error
-    bound checked per query; the few queries the bound cannot clear (near-ties at the k-th
-    neighbour) are answered by an exact KD-tree search, built on first need.
+    """Blocked brute force. The comparisons run in float32 with an error bound checked per
+    query; the few queries the bound cannot clear (near-ties at the k-th neighbour) are
+    answered by an exact KD-tree search, built on first need.
 
-    The rows are kept in the layout of the comparison the CPU runs (``_SCAN_LEVEL``):
-    16-row panels for the fused AVX-512 / AVX2 scan, plain rows for the BLAS gemm path.
+    The rows are centred and rotated onto their principal axes (distances unchanged, the
+    variance in the leading coordinates), put in a KD-tree's order and cut into chunks
+    with bounding boxes, so a block of nearby queries can skip the chunks beyond its
+    neighbours (see ``_kernels/_brute.pyx``). They are kept in the layout of the
+    comparison the CPU runs (``_SCAN_LEVEL``): 16-row panels for the fused AVX-512 / AVX2
+    scan, plain rows for the BLAS gemm path.
     """
 
     kind = "brute"
     UNIT_ROUNDOFF_32 = 2.0 ** -24
     PANEL = 16
+    ORDER_LEAF_SIZE = 64          # leaves of the tree that orders the rows and queries
+    AXES_SAMPLE = 1 << 16         # rows (strided) the principal axes are estimated from
+    ROTATE_BLOCK = 1 << 16        # rows rotated per BLAS call (bounds the temporaries)
     # Near neighbours even in high dimension (duplicates, queries that are rows of the
     # data, clustered or resampled data): a KD-tree finds them after a few leaves. For
     # at least TREE_MIN_QUERIES queries, TREE_PROBE of them are answered by the scan
@@ -172,13 +183,24 @@ class _BruteIndex:
         self.level = _SCAN_LEVEL if (
             _SCAN_LEVEL < 3 or self.INT8_MIN_FEATURES <= d <= self.INT8_MAX_FEATURES) else 2
         self.mean = X.mean(axis=0, dtype=np.float64)
+        self.axes = self._principal_axes(X)
+        Z = self._rotate(X)
+        # the scan order: a KD-tree's (of the rotated rows), whose cuts also order queries
+        tree = _KDTreeIndex(Z, self.ORDER_LEAF_SIZE, n_threads, copy_rows=False)
+        self.perm, self.split_dim, self.split_val = tree.idx, tree.split_dim, tree.split_val
+        del tree
         n_panels = -(-n // self.PANEL)
+        n_chunks = -(-n // _brute.chunk_rows())
         self.XA = np.empty((n if self.level == 0 else 0, d), dtype=np.float32)
         self.P = np.empty((n_panels if self.level > 0 else 0, d, self.PANEL),
                           dtype=np.float32)
         self.xh = np.empty(n_panels * self.PANEL, dtype=np.float32)
         self.norms = np.empty(n, dtype=np.float64)
-        _brute.make_rows(X, self.mean, self.XA, self.P, self.xh, self.norms, n_threads)
+        self.lo = np.empty((n_chunks, d), dtype=np.float32)
+        self.hi = np.empty((n_chunks, d), dtype=np.float32)
+        _brute.make_rows(Z, self.perm, self.XA, self.P, self.xh, self.norms, self.lo, self.hi,
+                         n_threads)
+        del Z
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
         # the 8-bit screen's copy (U, R, steps), made on the first scan worth it
         self._no_screen = (np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32),
@@ -187,6 +209,25 @@ class _BruteIndex:
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
+
+    def _principal_axes(self, X):
+        """The eigenvectors of the covariance of (a strided sample of) the rows, as
+        columns, by decreasing variance. Any orthonormal basis keeps the scan exact; this
+        one puts the spread in the leading coordinates, which the row order's tree cuts
+        first, so the chunks' boxes are narrow where the data are wide."""
+        step = max(1, X.shape[0] // self.AXES_SAMPLE)
+        S = np.asarray(X[::step], dtype=np.float64) - self.mean
+        axes = np.linalg.eigh(S.T @ S / max(1, S.shape[0]))[1]
+        return np.ascontiguousarray(axes[:, ::-1])
+
+    def _rotate(self, A):
+        """A, centred and rotated onto the principal axes, as float32 (computed in double,
+        rounded once), a block of rows at a time."""
+        out = np.empty(A.shape, dtype=np.float32)
+        for a in range(0, A.shape[0], self.ROTATE_BLOCK):
+            block = np.asarray(A[a:a + self.ROTATE_BLOCK], dtype=np.float64) - self.mean
+            out[a:a + self.ROTATE_BLOCK] = block @ self.axes
+        return out
 
     def _screen(self, n_threads):
         """``(U, R, steps)``: the rows quantised for the 8-bit screen (made once, and
@@ -223,28 +264,29 @@ class _BruteIndex:
     def _tree_budget(self):
         return max(4 * DEFAULT_LEAF_SIZE, self.X.shape[0] // self.TREE_BUDGET_DIVISOR)
 
-    def _approx(self, A):
-        """Centred float32 copy of A (centring keeps the norms, and so the error, small)."""
-        out = np.empty(A.shape, dtype=np.float32)
-        np.subtract(A, self.mean, out=out, casting="unsafe")
-        return out
-
     def _queries(self, Q, n_threads):
-        """The queries' float32 copies, squared norms, error bounds, scan level and the
-        screen's arrays (empty below level 3)."""
-        QA = self._approx(Q)
+        """What the kernels take besides Q: the queries rotated as the rows (float32),
+        their squared norms, the order they are answered in (by the leaf of the row
+        order's tree: nearby queries form the blocks), their error bounds, the scan level
+        and the rows' arrays."""
+        QA = self._rotate(Q)
         q_norms = np.einsum("ij,ij->i", QA, QA, dtype=np.float64)
+        m = Q.shape[0]
+        leaf, order = np.empty(m, dtype=np.intp), np.empty(m, dtype=np.intp)
+        _kdtree.leaf_order(QA, self.split_dim, self.split_val, leaf, order, n_threads)
         q_len, x_len, d = np.sqrt(q_norms), self.max_norm, Q.shape[1]
         # |approx - exact| squared distance <= (d + 8) u (|q| + max|x|)^2 (float32
-        # rounding of both points and of |x|^2 / 2, then of the d-term dot product);
+        # rounding of both points and of the half norms, then of the d-term dot product);
         # the bound used is 8 times wider
         slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + x_len) ** 2
         level = self.level
-        if level == 3 and (Q.shape[0] < self.INT8_MIN_QUERIES or
+        if level == 3 and (m < self.INT8_MIN_QUERIES or
                            max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM):
             level = 2
-        screen = self._screen(n_threads) if level == 3 else self._no_screen
-        return QA, q_norms, slack, level, screen
+        U, R, steps = self._screen(n_threads) if level == 3 else self._no_screen
+        rows = (self.XA, self.P, U, R, steps, self.xh, self.perm, self.lo, self.hi,
+                self.max_norm)
+        return (QA, q_norms, order), slack, level, rows
 
     def count(self, Q, radius2, skip, max_count, n_threads):
         if self._tree_first(Q.shape[0], lambda rows: radius2[rows]):
@@ -259,11 +301,10 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        QA, q_norms, slack, level, (U, R, steps) = self._queries(Q, n_threads)
+        queries, slack, level, rows = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.count_closer(self.X, self.XA, self.P, U, self.xh, Q, QA, q_norms,
-                                radius2, skip, slack, steps, R, self.max_norm, max_count, out,
-                                level, n_threads)
+            _brute.count_closer(self.X, Q, *queries, radius2, skip, slack, *rows, max_count,
+                                out, level, n_threads)
         return out
 
     def knn(self, Q, k, skip, squared, n_threads):
@@ -284,11 +325,10 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        QA, q_norms, slack, level, (U, R, steps) = self._queries(Q, n_threads)
+        queries, slack, level, rows = self._queries(Q, n_threads)
         with threadpool_limits(limits=1, user_api="blas"):
-            _brute.query_knn(self.X, self.XA, self.P, U, self.xh, Q, QA, q_norms, skip,
-                             slack, steps, R, self.max_norm, dist, ind, unsure, n_candidates,
-                             squared, level, n_threads)
+            _brute.query_knn(self.X, Q, *queries, skip, slack, *rows, dist, ind, unsure,
+                             n_candidates, squared, level, n_threads)
         redo = np.flatnonzero(unsure)
         if redo.size:
             dist[redo], ind[redo] = self._tree_index(n_threads).knn(Q[redo], k, skip[redo],

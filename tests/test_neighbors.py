@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors as SkNN
@@ -82,6 +83,38 @@ def test_brute_scan_variants_match_sklearn(level, dtype, d):
             expected = _count_closer_reference(X, Q, radius, exclude, max_count)
             assert_array_equal(count_closer(X, Q, radius, max_count=max_count,
                                             exclude=exclude, index=ours), expected)
+
+
+@pytest.mark.parametrize("level", SCAN_LEVELS)
+@pytest.mark.parametrize("case", ["clusters", "anisotropic", "few_rows", "one_feature"])
+def test_brute_pruned_scan_matches_sklearn(level, case):
+    # the rows are rotated onto their principal axes, put in a tree's order and cut into
+    # boxed chunks that query blocks skip: far-apart clusters (most chunks skipped),
+    # scales from 1e-3 to 1e3 with an offset (the rotation mixes them), fewer rows than
+    # one chunk, one feature
+    rng = np.random.RandomState(7)
+    if case == "clusters":
+        centres = rng.standard_normal((12, 16)) * 50
+        X = np.repeat(centres, 700, axis=0) + rng.standard_normal((8400, 16))
+        Q = centres[rng.randint(0, 12, 400)] + rng.standard_normal((400, 16))
+    elif case == "anisotropic":
+        X = rng.standard_normal((6000, 24)) * np.logspace(-3, 3, 24) + 1e3
+        Q = rng.standard_normal((300, 24)) * np.logspace(-3, 3, 24) + 1e3
+    elif case == "few_rows":
+        X, Q = rng.standard_normal((37, 20)), rng.standard_normal((50, 20))
+    else:
+        X, Q = rng.standard_normal((3000, 1)), rng.standard_normal((200, 1))
+    k = min(9, X.shape[0])
+    ref = SkNN(n_neighbors=k).fit(X)
+    with scan_level(level):
+        ours = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X)
+        assert_array_equal(ours.kneighbors(Q)[1], ref.kneighbors(Q)[1])
+        assert_array_equal(ours.kneighbors()[1], ref.kneighbors()[1])
+        radius = ref.kneighbors(Q)[0][:, k // 2] * 1.0000001
+        inside = (cdist(Q, X, "sqeuclidean") < radius[:, None] ** 2).sum(1)
+        for max_count in (1, 3, 10_000):
+            assert_array_equal(count_closer(X, Q, radius, max_count=max_count, index=ours),
+                               np.minimum(inside, max_count))
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

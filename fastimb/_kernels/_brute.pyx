@@ -1,8 +1,11 @@
 """Brute-force exact k-NN and radius counts in blocks, with fused candidate selection.
 
-The rows are compared with the queries through ``t = ||x||^2 / 2 - q.x`` in float32 (on
-centred data), so ``||q||^2 + 2 t`` approximates the squared distance. For a block of
-``BLOCK_Q`` queries and a chunk of ``BLOCK_X`` rows, the values of ``t`` come from either
+The rows are compared with the queries through ``t = ||x||^2 / 2 - q.x`` in float32, so
+``||q||^2 + 2 t`` approximates the squared distance. Rows and queries are centred and
+rotated onto the data's principal axes by the caller (distances are unchanged; the
+leading coordinates carry most of the variance), and the rows are kept in a spatial order
+(a KD-tree's), cut into chunks of ``CHUNK`` positions with their bounding boxes. For a
+block of up to ``BLOCK_Q`` nearby queries and a chunk, the values of ``t`` come from either
 
 * the fused SIMD scan of ``_panel_scan.h`` (AVX-512F or AVX2+FMA, chosen from the CPU):
   the rows stored in panels of 16, products and threshold test in registers; with
@@ -12,28 +15,32 @@ centred data), so ``||q||^2 + 2 t`` approximates the squared distance. For a blo
 * BLAS ``sgemm`` for the products followed by a threshold pass (every other CPU),
 
 and both report only the (query, 16-row panel) pairs where some row passes the query's
-current threshold. The k-NN keeps the best ``n_candidates`` (> k) approximate distances
-per query in a heap; at the end their exact squared distances (difference-and-square in
-double, the KD-tree's formula) decide the final k and their order. Each query is flagged
-``unsure`` unless its k-th exact distance is below the approximate distance of the worst
-candidate kept minus ``slack`` (a bound on the float32 error): then no row outside the
-candidates can belong to its k nearest. The caller recomputes flagged queries exactly.
-The radius count decides each row surely inside / surely outside from the bound and
-computes the exact distance in between; a query leaves the scan as soon as its count
-reaches ``max_count``.
+current threshold. A block visits the chunks nearest its centre first, and a chunk is
+skipped for every query whose limit its bounding box lies beyond (for the whole block when
+the block's box does). The k-NN keeps the best ``n_candidates`` (> k) approximate
+distances per query in a heap; at the end their exact squared distances
+(difference-and-square in double on the caller's data, the KD-tree's formula) decide the
+final k and their order. Each query is flagged ``unsure`` unless its k-th exact distance
+is below the approximate distance of the worst candidate kept minus ``slack`` (a bound on
+the float32 error, which also covers the rotation and the rounding of the rows; every
+skip above keeps a margin of ``slack``): then no row outside the candidates can belong
+to its k nearest. The caller recomputes flagged queries exactly. The radius count decides
+each row surely inside / surely outside from the bound and computes the exact distance in
+between; a query leaves the scan as soon as its count reaches ``max_count``.
 
-Only ``BLOCK_Q x BLOCK_X`` values per thread are ever in memory. Tie rule: at equal
+Only ``BLOCK_Q x CHUNK`` values per thread are ever in memory. Tie rule: at equal
 distance the lower index first. The caller limits BLAS to one thread: the parallelism is
-over query blocks.
+over query blocks; each block's work is the same whatever the number of threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, fabs, lrint, sqrt
-from libc.stdlib cimport free, labs, malloc
+from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport sgemm
 
-from fastimb._kernels._distance cimport rdist
+from fastimb._kernels._distance cimport box_box_rdist, box_rdist, rdist
 from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
+from fastimb._kernels._prefetch cimport prefetch_bytes
 from fastimb._kernels._typedefs cimport intp_t
 
 import numpy as np
@@ -46,6 +53,8 @@ cdef extern from "_panel_scan.h" nogil:
         float t[16]
     int fastimb_scan_level()
     int fastimb_lowest_bit(unsigned m)
+    intp_t fastimb_select(int level, const float* qt, intp_t ldq, int nq, int d,
+                          const float* lo, const float* hi, const float* lim_f, intp_t* sel)
     intp_t fastimb_scan(int level, const float* P, const unsigned* U, const float* R,
                         const float* xh, intp_t n_panels, int d, const float* q,
                         const unsigned* qu, const int* qinit, const float* qscale,
@@ -53,9 +62,15 @@ cdef extern from "_panel_scan.h" nogil:
                         const float* thr_s, fastimb_hit* hits)
 
 DEF BLOCK_Q = 128    # queries per parallel task (a multiple of the scan tile, 8)
-DEF BLOCK_X = 1024   # rows per chunk (a multiple of the panel width)
+DEF CHUNK = 512      # rows per chunk, each with its bounding box (a multiple of PANEL)
+DEF FIRST_ROWS = 64  # the k-NN's first piece of its first chunk (see query_knn)
 DEF PANEL = 16
-DEF MAX_HITS = BLOCK_Q * (BLOCK_X // PANEL)
+DEF MAX_HITS = BLOCK_Q * (CHUNK // PANEL)
+
+
+def chunk_rows():
+    """Rows per chunk (the unit of the scan's bounding boxes)."""
+    return CHUNK
 
 
 def scan_level():
@@ -64,35 +79,50 @@ def scan_level():
     return fastimb_scan_level()
 
 
-def make_rows(const floating[:, ::1] X,      # IN  (n, d) data
-              const double[::1] mean,        # IN  (d,) centre
-              float[:, ::1] XA,              # OUT (n, d) centred float32 rows (or (0, d))
+def make_rows(const float[:, ::1] Z,         # IN  (n, d) the rows, rotated and centred
+              const intp_t[::1] perm,        # IN  (n,) row of Z at each scan position
+              float[:, ::1] XA,              # OUT (n, d) rows for the gemm path (or (0, d))
               float[:, :, ::1] P,            # OUT (ceil(n/16), d, 16) panels (or (0, d, 16))
               float[::1] xh,                 # OUT (16 ceil(n/16),) ||x||^2 / 2, +inf padding
-              double[::1] norms,             # OUT (n,) squared norms of the float32 rows
+              double[::1] norms,             # OUT (n,) squared norms
+              float[:, ::1] lo,              # OUT (ceil(n/CHUNK), d) bounding box of each
+              float[:, ::1] hi,              #     chunk of CHUNK positions
               int n_threads):
-    """The scan's copy of the data: centred, in float32, as rows (gemm path) and/or
-    panels (fused scan), with their squared norms."""
-    cdef intp_t n = X.shape[0], d = X.shape[1], i, j
+    """The scan's copy of the rows, in scan order (``perm``): as rows (gemm path) and/or
+    panels (fused scan), with their half squared norms, their squared norms and each
+    chunk's bounding box."""
+    cdef intp_t n = Z.shape[0], d = Z.shape[1], n_chunks = lo.shape[0], i, j, c, x
     cdef bint rows = XA.shape[0] > 0, panels = P.shape[0] > 0
     cdef float v
     cdef double acc
-    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+    for x in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        i = perm[x]
         acc = 0.0
         for j in range(d):
-            v = <float> (<double> X[i, j] - mean[j])
+            v = Z[i, j]
             acc = acc + <double> v * <double> v
             if rows:
-                XA[i, j] = v
+                XA[x, j] = v
             if panels:
-                P[i // PANEL, j, i % PANEL] = v
-        norms[i] = acc
-        xh[i] = <float> (0.5 * acc)
-    for i in range(n, xh.shape[0]):
-        xh[i] = INFINITY
+                P[x // PANEL, j, x % PANEL] = v
+        norms[x] = acc
+        xh[x] = <float> (0.5 * acc)
+    for x in range(n, xh.shape[0]):
+        xh[x] = INFINITY
         for j in range(d):
             if panels:
-                P[i // PANEL, j, i % PANEL] = 0.0
+                P[x // PANEL, j, x % PANEL] = 0.0
+    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+        for j in range(d):
+            lo[c, j] = Z[perm[c * CHUNK], j]
+            hi[c, j] = lo[c, j]
+        for x in range(c * CHUNK + 1, min(n, (c + 1) * CHUNK)):
+            for j in range(d):
+                v = Z[perm[x], j]
+                if v < lo[c, j]:
+                    lo[c, j] = v
+                if v > hi[c, j]:
+                    hi[c, j] = v
 
 
 # panels per task of the two passes below
@@ -163,13 +193,6 @@ cdef inline float scan_threshold(double v, double scale) noexcept nogil:
     return <float> (v + 1e-6 * scale + 1e-30)
 
 
-cdef inline intp_t chunk_rows(intp_t x0, intp_t n) noexcept nogil:
-    """Rows in the chunk starting at x0: 64, 64, 128, 256, 512, then BLOCK_X. The
-    thresholds are fixed during a chunk, so small first chunks let the heaps fill (and
-    the thresholds tighten) before the long ones."""
-    return min(min(BLOCK_X, max(64, x0)), n - x0)
-
-
 cdef inline intp_t query_block(intp_t m, int n_threads) noexcept nogil:
     """Queries per parallel task: BLOCK_Q, or fewer (a multiple of 8, at least 32: the
     rows are read once per task) so that a few queries still keep every thread busy."""
@@ -178,7 +201,7 @@ cdef inline intp_t query_block(intp_t m, int n_threads) noexcept nogil:
 
 
 cdef struct Rows:
-    # the indexed rows, read-only
+    # the indexed rows, read-only, in scan order (position x holds row perm[x])
     intp_t n
     intp_t d
     int level               # 0: gemm path on XA; 1, 2: fused scan on P; 3: screened by U
@@ -187,6 +210,10 @@ cdef struct Rows:
     const unsigned* U
     const float* R
     const float* xh
+    const intp_t* perm
+    intp_t n_chunks         # chunks of CHUNK positions and their bounding boxes
+    const float* lo
+    const float* hi
     # the 8-bit screen (level 3): per-dimension steps and the rows' largest norm
     const double* scale
     double x_len
@@ -194,6 +221,7 @@ cdef struct Rows:
 
 cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
                   const unsigned[:, :, ::1] U, const float[:, ::1] R, const float[::1] xh,
+                  const intp_t[::1] perm, const float[:, ::1] lo, const float[:, ::1] hi,
                   intp_t n, int level, const double[::1] scale, double x_len):
     cdef Rows rows
     rows.n = n
@@ -203,16 +231,19 @@ cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
     rows.P = &P[0, 0, 0] if P.shape[0] > 0 else NULL
     rows.U = &U[0, 0, 0] if U.shape[0] > 0 else NULL
     rows.R = &R[0, 0] if R.shape[0] > 0 else NULL
+    rows.xh = &xh[0]
+    rows.perm = &perm[0]
+    rows.n_chunks = lo.shape[0]
+    rows.lo = &lo[0, 0]
+    rows.hi = &hi[0, 0]
     rows.scale = &scale[0] if scale.shape[0] > 0 else NULL
     rows.x_len = x_len
-    rows.xh = &xh[0]
     return rows
 
 
-cdef struct Work:
-    # one thread's buffers
-    float* qbuf             # (BLOCK_Q, d) the block's queries, padding rows zero
-    float* thr              # (BLOCK_Q,) scan thresholds on t, -inf for padding rows
+cdef struct Queries:
+    # up to BLOCK_Q queries as the scan reads them
+    float* q                # (BLOCK_Q, d) float32 rows, padding rows zero
     # level 3 only: the queries quantised for the 8-bit screen (see _panel_scan.h)
     unsigned* qu            # (BLOCK_Q, ceil(d/4)) packed signed bytes
     int* qinit              # (BLOCK_Q,) -128 times the sum of each query's bytes
@@ -220,58 +251,129 @@ cdef struct Work:
     float* qa               # (BLOCK_Q,) |q|, and c |q a / c - qq|: the pair's error
     float* qb               #   bound is qa |x - a xq| + qb |xq| + qmargin
     double* qmargin         # (BLOCK_Q,) rounding part of the bound
-    float* thr_s            # (BLOCK_Q,) the screen's wider thresholds
-    float* prod             # (BLOCK_Q, BLOCK_X) products (gemm path only)
+
+
+cdef Queries queries_alloc(intp_t d) noexcept nogil:
+    cdef Queries s
+    s.q = <float*> malloc(BLOCK_Q * d * sizeof(float) + 1)
+    s.qu = <unsigned*> malloc(BLOCK_Q * ((d + 3) // 4) * sizeof(unsigned) + 1)
+    s.qinit = <int*> malloc(BLOCK_Q * sizeof(int))
+    s.qscale = <float*> malloc(BLOCK_Q * sizeof(float))
+    s.qa = <float*> malloc(BLOCK_Q * sizeof(float))
+    s.qb = <float*> malloc(BLOCK_Q * sizeof(float))
+    s.qmargin = <double*> malloc(BLOCK_Q * sizeof(double))
+    return s
+
+
+cdef bint queries_ok(const Queries* s) noexcept nogil:
+    return s.q != NULL and s.qu != NULL and s.qinit != NULL and s.qscale != NULL and \
+        s.qa != NULL and s.qb != NULL and s.qmargin != NULL
+
+
+cdef void queries_free(Queries* s) noexcept nogil:
+    free(s.q)
+    free(s.qu)
+    free(s.qinit)
+    free(s.qscale)
+    free(s.qa)
+    free(s.qb)
+    free(s.qmargin)
+
+
+cdef void queries_copy(const Queries* src, intp_t a, Queries* dst, intp_t b, intp_t d,
+                       bint screen) noexcept nogil:
+    """Query a of ``src`` into slot b of ``dst``."""
+    cdef intp_t j, d4 = (d + 3) // 4
+    for j in range(d):
+        dst.q[b * d + j] = src.q[a * d + j]
+    if screen:
+        for j in range(d4):
+            dst.qu[b * d4 + j] = src.qu[a * d4 + j]
+        dst.qinit[b] = src.qinit[a]
+        dst.qscale[b] = src.qscale[a]
+        dst.qa[b] = src.qa[a]
+        dst.qb[b] = src.qb[a]
+        dst.qmargin[b] = src.qmargin[a]
+
+
+cdef struct Work:
+    # one thread's buffers
+    Queries blk             # the block's queries, quantised once (level 3)
+    Queries tile            # the queries scanning the current chunk, padded to 8
+    intp_t* act             # (BLOCK_Q,) block slot of each tile row
+    float* thr              # (BLOCK_Q,) tile rows' thresholds on t, -inf for padding
+    float* thr_s            # (BLOCK_Q,) the 8-bit screen's wider thresholds
+    double* lim             # (BLOCK_Q,) block queries' limits on the squared distance
+    float* lim_f            # (BLOCK_Q,) the same for the float32 box test (widened)
+    float* qt               # (d, BLOCK_Q) the block's queries transposed, for that test
+    double* blo             # (d,) the block's bounding box
+    double* bhi
+    float* centre           # (d,) its centre
+    double* ckey            # (n_chunks,) chunk order: distance from the centre
+    intp_t* corder          # (n_chunks,) chunks by ckey
+    double* clb             # (n_chunks,) lower bound from the block's box
+    float* prod             # (BLOCK_Q, CHUNK) products (gemm path only)
     fastimb_hit* hits       # (MAX_HITS,)
-    intp_t* qrows           # (BLOCK_Q,) the queries in the buffer
-    intp_t lane_row[PANEL]  # one hit's rows and approximate squared distances (hit_lanes)
+    intp_t* qrows           # (BLOCK_Q,) the query of each block slot
+    intp_t lane_row[PANEL]  # one hit's positions and approximate squared distances
     double lane_dd[PANEL]
 
 
-cdef Work work_alloc(intp_t d, int level) noexcept nogil:
+cdef Work work_alloc(intp_t d, intp_t n_chunks, int level) noexcept nogil:
     """A thread's buffers (any pointer NULL when out of memory: see work_ok)."""
     cdef Work w
-    w.qbuf = <float*> malloc(BLOCK_Q * d * sizeof(float))
+    w.blk = queries_alloc(d)
+    w.tile = queries_alloc(d)
+    w.act = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
     w.thr = <float*> malloc(BLOCK_Q * sizeof(float))
-    w.qu = <unsigned*> malloc(BLOCK_Q * ((d + 3) // 4) * sizeof(unsigned) + 1)
-    w.qinit = <int*> malloc(BLOCK_Q * sizeof(int))
-    w.qscale = <float*> malloc(BLOCK_Q * sizeof(float))
-    w.qa = <float*> malloc(BLOCK_Q * sizeof(float))
-    w.qb = <float*> malloc(BLOCK_Q * sizeof(float))
-    w.qmargin = <double*> malloc(BLOCK_Q * sizeof(double))
     w.thr_s = <float*> malloc(BLOCK_Q * sizeof(float))
-    w.prod = <float*> malloc(BLOCK_Q * BLOCK_X * sizeof(float)) if level == 0 else NULL
+    w.lim = <double*> malloc(BLOCK_Q * sizeof(double))
+    w.lim_f = <float*> malloc(BLOCK_Q * sizeof(float))
+    w.qt = <float*> malloc(BLOCK_Q * d * sizeof(float) + 1)
+    w.blo = <double*> malloc(d * sizeof(double) + 1)
+    w.bhi = <double*> malloc(d * sizeof(double) + 1)
+    w.centre = <float*> malloc(d * sizeof(float) + 1)
+    w.ckey = <double*> malloc(n_chunks * sizeof(double))
+    w.corder = <intp_t*> malloc(n_chunks * sizeof(intp_t))
+    w.clb = <double*> malloc(n_chunks * sizeof(double))
+    w.prod = <float*> malloc(BLOCK_Q * CHUNK * sizeof(float)) if level == 0 else NULL
     w.hits = <fastimb_hit*> malloc(MAX_HITS * sizeof(fastimb_hit))
     w.qrows = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
     return w
 
 
 cdef bint work_ok(const Work* w, int level) noexcept nogil:
-    return w.qbuf != NULL and w.thr != NULL and w.qu != NULL and w.qinit != NULL and \
-        w.qscale != NULL and w.qa != NULL and w.qb != NULL and w.qmargin != NULL and \
-        w.thr_s != NULL and \
-        w.hits != NULL and w.qrows != NULL and \
+    return queries_ok(&w.blk) and queries_ok(&w.tile) and w.act != NULL and \
+        w.thr != NULL and w.thr_s != NULL and w.lim != NULL and \
+        w.lim_f != NULL and w.qt != NULL and \
+        w.blo != NULL and w.bhi != NULL and w.centre != NULL and w.ckey != NULL and \
+        w.corder != NULL and w.clb != NULL and w.hits != NULL and w.qrows != NULL and \
         (level > 0 or w.prod != NULL)
 
 
 cdef void work_free(Work* w) noexcept nogil:
-    free(w.qbuf)
+    queries_free(&w.blk)
+    queries_free(&w.tile)
+    free(w.act)
     free(w.thr)
-    free(w.qu)
-    free(w.qinit)
-    free(w.qscale)
-    free(w.qa)
-    free(w.qb)
-    free(w.qmargin)
     free(w.thr_s)
+    free(w.lim)
+    free(w.lim_f)
+    free(w.qt)
+    free(w.blo)
+    free(w.bhi)
+    free(w.centre)
+    free(w.ckey)
+    free(w.corder)
+    free(w.clb)
     free(w.prod)
     free(w.hits)
     free(w.qrows)
 
 
-cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
-                       int nq) noexcept nogil:
-    """Hits of the ``nq`` buffered queries (a multiple of 8) on rows [x0, x0 + nx)."""
+cdef intp_t scan_rows(const Rows* r, Work* w, intp_t x0, intp_t nx, int nq) noexcept nogil:
+    """Hits of the ``nq`` tile queries (padded, see tile_rows) on the ``nx`` positions from
+    x0 (a multiple of the panel width; at most CHUNK of them)."""
     cdef intp_t n_panels = (nx + PANEL - 1) // PANEL, nh = 0, p, l, stop
     cdef int i, inx = <int> nx, ind = <int> r.d
     cdef char ta = b'T'
@@ -283,10 +385,11 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
         return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL,
                             r.U + (x0 // PANEL) * ((r.d + 3) // 4) * PANEL if r.U != NULL
                             else NULL, r.R + (x0 // PANEL) * 2 if r.R != NULL
-                            else NULL, r.xh + x0, n_panels, ind, w.qbuf, w.qu, w.qinit,
-                            w.qscale, w.qa, w.qb, nq, w.thr, w.thr_s, w.hits)
+                            else NULL, r.xh + x0, n_panels, ind, w.tile.q, w.tile.qu,
+                            w.tile.qinit, w.tile.qscale, w.tile.qa, w.tile.qb, nq, w.thr,
+                            w.thr_s, w.hits)
     # prod[i * nx + j] = <q_i, x_j>, then the same threshold test per 16-row panel
-    sgemm(&ta, &tb, &inx, &nq, &ind, &one, <float*> (r.XA + x0 * r.d), &ind, w.qbuf,
+    sgemm(&ta, &tb, &inx, &nq, &ind, &one, <float*> (r.XA + x0 * r.d), &ind, w.tile.q,
           &ind, &zero, w.prod, &inx)
     for i in range(nq):
         th = w.thr[i]
@@ -309,31 +412,31 @@ cdef intp_t scan_chunk(const Rows* r, Work* w, intp_t x0, intp_t nx,
 
 cdef inline int hit_lanes(Work* w, const fastimb_hit* hit, intp_t x0, intp_t n,
                           double qn) noexcept nogil:
-    """A hit's rows below n (lanes in increasing order) in ``w.lane_row``, and their
+    """A hit's positions below n (lanes in increasing order) in ``w.lane_row``, and their
     approximate squared distances qn + 2 t in ``w.lane_dd``; returns their count."""
     cdef unsigned mask = hit.mask
-    cdef int l, c = 0
-    cdef intp_t jj
+    cdef int l, k = 0
+    cdef intp_t x
     while mask:
         l = fastimb_lowest_bit(mask)
         mask = mask & (mask - 1)
-        jj = x0 + hit.panel * PANEL + l
-        if jj >= n:
+        x = x0 + hit.panel * PANEL + l
+        if x >= n:
             break
-        w.lane_row[c] = jj
-        w.lane_dd[c] = qn + 2.0 * hit.t[l]
-        c = c + 1
-    return c
+        w.lane_row[k] = x
+        w.lane_dd[k] = qn + 2.0 * hit.t[l]
+        k = k + 1
+    return k
 
 
-cdef void quantize_query(Work* w, intp_t i, intp_t d, const Rows* r) noexcept nogil:
-    """Buffered query i for the 8-bit screen, q_j a_j = c (qq_j + e_j) with c = max_j
-    |q_j a_j| / 127 (so |e_j| <= 1/2), and its error bound. For a row x = a xq + res
-    (per coordinate), q.x = c qq.xq + c e.xq + q.res, so the integer sum misses q.x by at
-    most c |e| |xq| + |q| |res| (Cauchy-Schwarz; R bounds the norms per panel); the float32 t
+cdef void quantize_query(Queries* s, intp_t i, intp_t d, const Rows* r) noexcept nogil:
+    """Query i for the 8-bit screen, q_j a_j = c (qq_j + e_j) with c = max_j |q_j a_j| /
+    127 (so |e_j| <= 1/2), and its error bound. For a row x = a xq + res (per
+    coordinate), q.x = c qq.xq + c e.xq + q.res, so the integer sum misses q.x by at most
+    c |e| |xq| + |q| |res| (Cauchy-Schwarz; R bounds the norms per panel); the float32 t
     and the screen's arithmetic round at most d + 10 times by 2^-23 relative to |x|^2/2 +
     |q| |x| (qmargin, a quarter more on top)."""
-    cdef const float* qf = w.qbuf + i * d
+    cdef const float* qf = s.q + i * d
     cdef intp_t d4 = (d + 3) // 4, jj, k, j
     cdef double c = 0.0, qn2 = 0.0, q_len, e, e2 = 0.0
     cdef long qq, total = 0
@@ -353,55 +456,154 @@ cdef void quantize_query(Work* w, intp_t i, intp_t d, const Rows* r) noexcept no
                 e2 = e2 + (e - qq) * (e - qq)
             total = total + qq
             word = word | ((<unsigned> qq & 0xFF) << (8 * k))
-        w.qu[i * d4 + jj] = word
+        s.qu[i * d4 + jj] = word
     q_len = sqrt(qn2)
-    w.qinit[i] = <int> (-128 * total)
-    w.qscale[i] = <float> c
-    w.qa[i] = <float> (q_len * (1.0 + 1e-5))
-    w.qb[i] = <float> (c * sqrt(e2) * (1.0 + 1e-5))
-    w.qmargin[i] = 1.25 * (d + 10) * 2.0 ** -23 * (0.5 * r.x_len * r.x_len + q_len * r.x_len) \
+    s.qinit[i] = <int> (-128 * total)
+    s.qscale[i] = <float> c
+    s.qa[i] = <float> (q_len * (1.0 + 1e-5))
+    s.qb[i] = <float> (c * sqrt(e2) * (1.0 + 1e-5))
+    s.qmargin[i] = 1.25 * (d + 10) * 2.0 ** -23 * (0.5 * r.x_len * r.x_len + q_len * r.x_len) \
         + 1e-30 * (1.0 + q_len) * (1.0 + r.x_len)
 
 
-cdef int load_queries(Work* w, const float* QA, intp_t nq, const Rows* r) noexcept nogil:
-    """Copy the queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the buffer
-    (and quantise them at level 3), zero padding to a multiple of 8; returns the padded
-    count."""
-    cdef intp_t i, j, d = r.d
-    cdef int nq_pad = <int> ((nq + 7) // 8 * 8)
-    for i in range(nq_pad):
+cdef void load_block(Work* w, const float* QA, intp_t nq, const Rows* r) noexcept nogil:
+    """The queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the block's slots
+    (quantised at level 3), their bounding box and centre, and the order the chunks are
+    visited in: nearest the centre first (so the thresholds tighten early), each with the
+    lower bound of its distance from the block's box."""
+    cdef intp_t i, j, c, d = r.d
+    cdef float v
+    for j in range(d):
+        w.blo[j] = INFINITY
+        w.bhi[j] = -INFINITY
+    for i in range(BLOCK_Q):
         for j in range(d):
-            w.qbuf[i * d + j] = QA[w.qrows[i] * d + j] if i < nq else 0.0
+            v = QA[w.qrows[i] * d + j] if i < nq else 0.0
+            w.qt[j * BLOCK_Q + i] = v
+            if i < nq:
+                w.blk.q[i * d + j] = v
+                w.blo[j] = min(w.blo[j], <double> v)
+                w.bhi[j] = max(w.bhi[j], <double> v)
+        if r.level == 3 and i < nq:
+            quantize_query(&w.blk, i, d, r)
+    for j in range(d):
+        w.centre[j] = <float> (0.5 * (w.blo[j] + w.bhi[j]))
+    # a max-heap of all chunks, then sorted: increasing (distance, chunk)
+    heap_init(w.ckey, w.corder, r.n_chunks)
+    for c in range(r.n_chunks):
+        w.clb[c] = box_box_rdist(w.blo, w.bhi, r.lo + c * d, r.hi + c * d, d)
+        heap_push(w.ckey, w.corder, r.n_chunks,
+                  box_rdist(w.centre, r.lo + c * d, r.hi + c * d, d), c)
+    heap_sort(w.ckey, w.corder, r.n_chunks)
+
+
+cdef inline void prefetch_chunk(const Rows* r, intp_t c) noexcept nogil:
+    """Request chunk c's panels and half norms (the chunks are visited out of order: the
+    next one is fetched while the current one is scanned)."""
+    cdef intp_t x0 = c * CHUNK, nx = min(CHUNK, r.n - c * CHUNK)
+    if r.P != NULL:
+        prefetch_bytes(r.P + x0 * r.d, nx * r.d * sizeof(float), True)
+    prefetch_bytes(r.xh + x0, nx * sizeof(float), True)
+
+
+cdef inline bint beyond(double lb, double lim) noexcept nogil:
+    """Whether every point at squared distance >= lb (computed in double, relative error
+    far below 1e-12) lies beyond ``lim``."""
+    return lb * (1.0 - 1e-12) > lim
+
+
+cdef inline intp_t tile_rows(intp_t k, int level) noexcept nogil:
+    """The padded count the scan takes for k queries: any at level 1 (AVX2), else a
+    multiple of 8."""
+    return k if level == 1 else (k + 7) // 8 * 8
+
+
+cdef intp_t select_tile(Work* w, intp_t nq, intp_t c, const Rows* r) noexcept nogil:
+    """The block's queries that may have rows of chunk c within their limit (its box is
+    not beyond ``w.lim_f``) into the tile, then zero padding (threshold -inf) to the
+    scan's multiple (see tile_rows); returns how many were selected (their thresholds
+    are the caller's)."""
+    cdef intp_t i, j, d = r.d, n_pad
+    cdef intp_t k = fastimb_select(r.level, w.qt, BLOCK_Q, <int> nq, <int> d, r.lo + c * d,
+                                   r.hi + c * d, w.lim_f, w.act)
+    for i in range(k):
+        queries_copy(&w.blk, w.act[i], &w.tile, i, d, r.level == 3)
+    n_pad = tile_rows(k, r.level)
+    for i in range(k, n_pad):
+        for j in range(d):
+            w.tile.q[i * d + j] = 0.0
         if r.level == 3:
-            quantize_query(w, i, d, r)
-        if i >= nq:
-            w.thr[i] = -INFINITY
-            w.thr_s[i] = -INFINITY
-    return nq_pad
+            quantize_query(&w.tile, i, d, r)
+        w.thr[i] = -INFINITY
+        w.thr_s[i] = -INFINITY
+    return k
 
 
-cdef inline void set_threshold(Work* w, intp_t i, double v, double scale) noexcept nogil:
-    """Query i's scan threshold from ``v`` (see scan_threshold) and, for the 8-bit
-    screen, that threshold plus the query's error bound, rounded up."""
-    cdef double t
-    w.thr[i] = scan_threshold(v, scale)
-    t = <double> w.thr[i] + w.qmargin[i]
-    w.thr_s[i] = scan_threshold(t, fabs(t))
+cdef double update_limits(Work* w, intp_t nq, intp_t d) noexcept nogil:
+    """``w.lim_f`` from ``w.lim`` (widened for the float32 box test, see fastimb_select);
+    returns the largest limit of the block."""
+    cdef intp_t i
+    cdef double top = -INFINITY, v
+    for i in range(BLOCK_Q):
+        v = w.lim[i] if i < nq else -INFINITY
+        top = max(top, v)
+        if v == INFINITY or v == -INFINITY:
+            w.lim_f[i] = <float> v
+        else:
+            w.lim_f[i] = <float> (v + (d + 6) * 2.0 ** -23 * fabs(v) + 1e-30)
+    return top
+
+
+cdef intp_t next_chunk(Work* w, intp_t* ci, intp_t nq, double top, const Rows* r,
+                       intp_t* n_act) noexcept nogil:
+    """The next chunk, from position ``ci`` of the block's order, that some of its queries
+    need (the block's box not beyond ``top``, its largest limit), with those queries
+    selected into the tile (``n_act`` of them); -1 when none is left. The chunk after it
+    is prefetched."""
+    cdef intp_t c
+    while ci[0] < r.n_chunks:
+        c = w.corder[ci[0]]
+        ci[0] += 1
+        if beyond(w.clb[c], top):
+            continue
+        n_act[0] = select_tile(w, nq, c, r)
+        if n_act[0] > 0:
+            if ci[0] < r.n_chunks:
+                prefetch_chunk(r, w.corder[ci[0]])
+            return c
+    return -1
+
+
+cdef inline void set_threshold(Work* w, intp_t t, double lim, double qn,
+                               bint screen) noexcept nogil:
+    """Tile row t's thresholds for a query with squared norm qn and limit ``lim`` on its
+    approximate squared distance: on t = (d2 - qn) / 2 (see scan_threshold) and, for the
+    8-bit screen, that threshold widened by the query's error bound, rounded up."""
+    cdef double v
+    w.thr[t] = scan_threshold(0.5 * (lim - qn), fabs(lim) + qn)
+    if screen:
+        v = <double> w.thr[t] + w.tile.qmargin[t]
+        w.thr_s[t] = scan_threshold(v, fabs(v))
 
 
 def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
-              const float[:, ::1] XA,          # IN  (n, d) rows for the gemm path, or (0, d)
-              const float[:, :, ::1] P,        # IN  panels for the fused scan, or (0, d, 16)
-              const unsigned[:, :, ::1] U,     # IN  8-bit panels (level 3), or empty
-              const float[::1] xh,             # IN  (16 ceil(n/16),) half squared norms
               const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
-              const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
+              const float[:, ::1] QA,          # IN  (m, d) queries in the scan's frame
               const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
+              const intp_t[::1] order,         # IN  (m,) the order of the queries (blocks
+                                               #     of nearby queries scan alike)
               const intp_t[::1] skip,          # IN  (m,) index never returned, or -1
               const double[::1] slack,         # IN  (m,) bound on the approximation error
-              const double[::1] scale,         # IN  (d,) the screen's scales (level 3)
-              const float[:, ::1] R,           # IN  the screen's panel norms (level 3)
-              double x_len,                    # IN  largest norm of a row
+              const float[:, ::1] XA,          # IN  the rows (see make_rows): for the gemm
+              const float[:, :, ::1] P,        #     path, or panels for the fused scan,
+              const unsigned[:, :, ::1] U,     #     8-bit panels (level 3), or empty
+              const float[:, ::1] R,           #     the screen's panel norms (level 3)
+              const double[::1] scale,         #     the screen's steps (level 3)
+              const float[::1] xh,             #     half squared norms
+              const intp_t[::1] perm,          #     row of each scan position
+              const float[:, ::1] lo,          #     chunks' bounding boxes
+              const float[:, ::1] hi,
+              double x_len,                    #     largest norm of a row
               double[:, ::1] out_dist,         # OUT (m, k)
               intp_t[:, ::1] out_ind,          # OUT (m, k)
               unsigned char[::1] unsure,       # OUT (m,) 1 where the bound did not hold
@@ -409,13 +611,18 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
               bint squared,                    # IN  squared distances out
               int level,                       # IN  scan_level() or 0 (gemm path)
               int n_threads):
-    """k nearest neighbours of each row of Q among the rows of X (exact unless flagged)."""
+    """k nearest neighbours of each row of Q among the rows of X (exact unless flagged).
+
+    A block of queries visits the chunks nearest its centre first; a chunk is skipped for
+    the queries whose k-th candidate so far (plus the error bound) lies nearer than the
+    chunk's bounding box, and entirely when that holds for the block's box."""
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0], k = out_ind.shape[1]
     cdef intp_t kc = n_candidates, block_q = query_block(m, n_threads)
     cdef intp_t n_blocks = (m + block_q - 1) // block_q
-    cdef intp_t qb, q0, nq, x0, nx, i, j, c, jj, sk, h, nh
+    cdef intp_t qb, q0, nq, i, b, c, ci, jj, sk, h, nh, qi, n_act, x0, x_end, nx
     cdef int nq_pad
-    cdef double qn
+    cdef bint first
+    cdef double top
     cdef Rows rows
     cdef Work w
     cdef double* hd = NULL
@@ -428,9 +635,9 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
         return
-    rows = rows_of(XA, P, U, R, xh, n, level, scale, x_len)
+    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len)
     with nogil, parallel(num_threads=n_threads):
-        w = work_alloc(d, level)  # assigned here, so private to each thread
+        w = work_alloc(d, rows.n_chunks, level)  # assigned here, so private to each thread
         hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
         hind = <intp_t*> malloc(BLOCK_Q * kc * sizeof(intp_t))
         fd = <double*> malloc(k * sizeof(double))
@@ -442,40 +649,62 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
             for qb in prange(n_blocks, schedule="dynamic"):
                 q0 = qb * block_q
                 nq = min(block_q, m - q0)
-                for i in range(nq):
-                    w.qrows[i] = q0 + i
-                    heap_init(hd + i * kc, hind + i * kc, kc)
-                nq_pad = load_queries(&w, &QA[0, 0], nq, &rows)
-                x0 = 0
-                while x0 < n:
-                    nx = chunk_rows(x0, n)
-                    for i in range(nq):
-                        qn = q_norms[q0 + i]
-                        set_threshold(&w, i, 0.5 * (hd[i * kc] - qn), fabs(hd[i * kc]) + qn)
-                    nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
-                    for h in range(nh):
-                        hit = &w.hits[h]
-                        i = hit.qi
-                        sk = skip[q0 + i]
-                        for e in range(hit_lanes(&w, hit, x0, n, q_norms[q0 + i])):
-                            if w.lane_dd[e] <= hd[i * kc] and w.lane_row[e] != sk:
-                                heap_push(hd + i * kc, hind + i * kc, kc, w.lane_dd[e],
-                                          w.lane_row[e])
-                    x0 = x0 + nx
+                for b in range(nq):
+                    w.qrows[b] = order[q0 + b]
+                    heap_init(hd + b * kc, hind + b * kc, kc)
+                    w.lim[b] = INFINITY
+                load_block(&w, &QA[0, 0], nq, &rows)
+                top = update_limits(&w, nq, d)
+                first = True
+                ci = 0
+                n_act = 0   # assigned in the loop, so private to each thread (as ci)
+                while True:
+                    c = next_chunk(&w, &ci, nq, top, &rows, &n_act)
+                    if c < 0:
+                        break
+                    nq_pad = <int> tile_rows(n_act, level)
+                    # the block's first chunk in pieces of FIRST_ROWS, 2 FIRST_ROWS, ...
+                    # rows (the heaps fill, and the thresholds tighten, on the first few)
+                    x0 = c * CHUNK
+                    x_end = min(n, x0 + CHUNK)
+                    while x0 < x_end:
+                        nx = x_end - x0 if not first else min(x_end - x0, max(
+                            FIRST_ROWS, x0 - c * CHUNK))
+                        for i in range(n_act):
+                            qi = w.qrows[w.act[i]]
+                            set_threshold(&w, i, hd[w.act[i] * kc], q_norms[qi],
+                                          level == 3)
+                        nh = scan_rows(&rows, &w, x0, nx, nq_pad)
+                        for h in range(nh):
+                            hit = &w.hits[h]
+                            b = w.act[hit.qi]
+                            qi = w.qrows[b]
+                            sk = skip[qi]
+                            for e in range(hit_lanes(&w, hit, x0, n, q_norms[qi])):
+                                jj = perm[w.lane_row[e]]
+                                if w.lane_dd[e] <= hd[b * kc] and jj != sk:
+                                    heap_push(hd + b * kc, hind + b * kc, kc, w.lane_dd[e],
+                                              jj)
+                        x0 = x0 + nx
+                    first = False
+                    for b in range(nq):
+                        w.lim[b] = hd[b * kc] + slack[w.qrows[b]]
+                    top = update_limits(&w, nq, d)
                 # exact distances of the candidates decide the final k
-                for i in range(nq):
+                for b in range(nq):
+                    qi = w.qrows[b]
                     heap_init(fd, find_, k)
                     for c in range(kc):
-                        jj = hind[i * kc + c]
+                        jj = hind[b * kc + c]
                         if jj >= 0 and jj < n:
-                            heap_push(fd, find_, k, rdist(&Q[q0 + i, 0], &X[jj, 0], d), jj)
+                            heap_push(fd, find_, k, rdist(&Q[qi, 0], &X[jj, 0], d), jj)
                     heap_sort(fd, find_, k)
-                    # hd[i * kc] is the approximate distance of the worst candidate kept
+                    # hd[b * kc] is the approximate distance of the worst candidate kept
                     # (+inf while fewer than kc points were seen: then all are candidates)
-                    unsure[q0 + i] = not (fd[k - 1] < hd[i * kc] - slack[q0 + i])
+                    unsure[qi] = not (fd[k - 1] < hd[b * kc] - slack[qi])
                     for c in range(k):
-                        out_dist[q0 + i, c] = fd[c] if squared else sqrt(fd[c])
-                        out_ind[q0 + i, c] = find_[c]
+                        out_dist[qi, c] = fd[c] if squared else sqrt(fd[c])
+                        out_ind[qi, c] = find_[c]
         work_free(&w)
         free(hd)
         free(hind)
@@ -486,18 +715,22 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
 
 
 def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
-                 const float[:, ::1] XA,          # IN  as in query_knn
-                 const float[:, :, ::1] P,
-                 const unsigned[:, :, ::1] U,
-                 const float[::1] xh,
                  const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
-                 const float[:, ::1] QA,          # IN  (m, d) centred float32 queries
-                 const double[::1] q_norms,       # IN  (m,) squared norms of QA rows
+                 const float[:, ::1] QA,          # IN  as in query_knn
+                 const double[::1] q_norms,
+                 const intp_t[::1] order,
                  const double[::1] radius2,       # IN  (m,) squared radius, strict
                  const intp_t[::1] skip,          # IN  (m,) index never counted, or -1
                  const double[::1] slack,         # IN  (m,) bound on the approximation error
-                 const double[::1] scale,         # IN  as in query_knn
+                 const float[:, ::1] XA,          # IN  the rows, as in query_knn
+                 const float[:, :, ::1] P,
+                 const unsigned[:, :, ::1] U,
                  const float[:, ::1] R,
+                 const double[::1] scale,
+                 const float[::1] xh,
+                 const intp_t[::1] perm,
+                 const float[:, ::1] lo,
+                 const float[:, ::1] hi,
                  double x_len,
                  intp_t max_count,                # IN  stop counting at this many
                  intp_t[::1] out_count,           # OUT (m,)
@@ -506,17 +739,18 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     """Per query, how many rows of X lie strictly within ``sqrt(radius2)`` (capped).
 
     Exact: an approximate distance below ``radius2 - slack`` is surely inside, one above
-    ``radius2 + slack`` surely outside, and the rest are decided by ``rdist``. The rows
-    are scanned chunk by chunk and a query leaves the block as soon as its count reaches
+    ``radius2 + slack`` surely outside, and the rest are decided by ``rdist``. A block of
+    queries visits the chunks nearest its centre first, skipping those whose box lies
+    beyond a query's radius, and a query leaves as soon as its count reaches
     ``max_count``, so "at least k closer" costs a fraction of a full scan when such points
     are common.
     """
     cdef intp_t n = X.shape[0], d = X.shape[1], m = Q.shape[0]
     cdef intp_t block_q = query_block(m, n_threads)
     cdef intp_t n_blocks = (m + block_q - 1) // block_q
-    cdef intp_t qb, q0, nq, x0, nx, a, n_act, n_keep, n_loaded, qi, jj, cnt, h, nh
+    cdef intp_t qb, q0, nq, i, b, c, ci, qi, jj, cnt, h, nh, n_act, n_left
     cdef int nq_pad
-    cdef double qn, r2, s, dd
+    cdef double r2, s, dd, top
     cdef Rows rows
     cdef Work w
     cdef fastimb_hit* hit
@@ -525,42 +759,47 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0:
         return
-    rows = rows_of(XA, P, U, R, xh, n, level, scale, x_len)
+    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len)
     with nogil, parallel(num_threads=n_threads):
-        w = work_alloc(d, level)  # assigned here, so private to each thread
+        w = work_alloc(d, rows.n_chunks, level)  # assigned here, so private to each thread
         if not work_ok(&w, level):
             p_failed[0] = 1
         else:
             for qb in prange(n_blocks, schedule="dynamic"):
                 q0 = qb * block_q
                 nq = min(block_q, m - q0)
-                for a in range(nq):
-                    w.qrows[a] = q0 + a
-                    out_count[q0 + a] = 0
-                n_act = nq
-                n_loaded = -1
-                x0 = 0
-                while x0 < n and n_act > 0:
-                    nx = chunk_rows(x0, n)
-                    if n_act != n_loaded:  # (re)load after queries left
-                        nq_pad = load_queries(&w, &QA[0, 0], n_act, &rows)
-                        n_loaded = n_act
-                        for a in range(n_act):
-                            qi = w.qrows[a]
-                            qn = q_norms[qi]
-                            set_threshold(&w, a, 0.5 * (radius2[qi] + slack[qi] - qn),
-                                          fabs(radius2[qi]) + slack[qi] + qn)
-                    nh = scan_chunk(&rows, &w, x0, nx, nq_pad)
+                for b in range(nq):
+                    qi = order[q0 + b]
+                    w.qrows[b] = qi
+                    out_count[qi] = 0
+                    w.lim[b] = radius2[qi] + slack[qi]
+                load_block(&w, &QA[0, 0], nq, &rows)
+                top = update_limits(&w, nq, d)
+                n_left = nq
+                ci = 0
+                n_act = 0   # assigned in the loop, so private to each thread (as ci)
+                while n_left > 0:
+                    c = next_chunk(&w, &ci, nq, top, &rows, &n_act)
+                    if c < 0:
+                        break
+                    for i in range(n_act):
+                        qi = w.qrows[w.act[i]]
+                        set_threshold(&w, i, radius2[qi] + slack[qi], q_norms[qi],
+                                      level == 3)
+                    nq_pad = <int> tile_rows(n_act, level)
+                    if ci + 1 < rows.n_chunks:
+                        prefetch_chunk(&rows, w.corder[ci + 1])
+                    nh = scan_rows(&rows, &w, c * CHUNK, min(CHUNK, n - c * CHUNK), nq_pad)
                     for h in range(nh):
                         hit = &w.hits[h]
-                        qi = w.qrows[hit.qi]
+                        qi = w.qrows[w.act[hit.qi]]
                         cnt = out_count[qi]
                         if cnt >= max_count:
                             continue
                         r2 = radius2[qi]
                         s = slack[qi]
-                        for e in range(hit_lanes(&w, hit, x0, n, q_norms[qi])):
-                            jj = w.lane_row[e]
+                        for e in range(hit_lanes(&w, hit, c * CHUNK, n, q_norms[qi])):
+                            jj = perm[w.lane_row[e]]
                             dd = w.lane_dd[e]
                             if dd <= r2 + s and jj != skip[qi] and (
                                     dd < r2 - s or rdist(&Q[qi, 0], &X[jj, 0], d) < r2):
@@ -568,14 +807,12 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                                 if cnt >= max_count:
                                     break
                         out_count[qi] = cnt
-                    # the queries still counting go on to the next chunk
-                    n_keep = 0
-                    for a in range(n_act):
-                        if out_count[w.qrows[a]] < max_count:
-                            w.qrows[n_keep] = w.qrows[a]
-                            n_keep = n_keep + 1
-                    n_act = n_keep
-                    x0 = x0 + nx
+                    # the queries done counting leave the block
+                    for b in range(nq):
+                        if w.lim[b] != -INFINITY and out_count[w.qrows[b]] >= max_count:
+                            w.lim[b] = -INFINITY
+                            n_left = n_left - 1
+                    top = update_limits(&w, nq, d)
         work_free(&w)
     if failed:
         raise MemoryError("brute-force radius count: out of memory for per-thread buffers")

@@ -22,7 +22,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from fastimb._kernels._blocks cimport block_stop, n_blocks_of
-from fastimb._kernels._distance cimport rdist, rdist_bounded
+from fastimb._kernels._distance cimport box_rdist, pos, rdist, rdist_bounded
 from fastimb._kernels._heap cimport FASTIMB_INTP_MAX, heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
 
@@ -30,23 +30,6 @@ import numpy as np
 
 # leaf scans sum every dimension up to this width (measured faster than stopping early)
 cdef intp_t FULL_SUM_MAX_D = 16
-
-
-cdef inline double pos(double v) noexcept nogil:
-    """max(v, 0) for finite v, as one maxsd (libm's fmax is a call: it handles NaN)."""
-    return v if v > 0.0 else 0.0
-
-
-cdef inline double box_rdist(const floating* q, const floating* lo, const floating* hi,
-                             intp_t d) noexcept nogil:
-    """Squared distance from q to the box [lo, hi] (0 inside)."""
-    cdef double acc = 0.0, t
-    cdef intp_t j
-    for j in range(d):
-        # branch-free: at most one of the two terms is non-zero (lo <= hi)
-        t = pos(<double>lo[j] - <double>q[j]) + pos(<double>q[j] - <double>hi[j])
-        acc = acc + t * t
-    return acc
 
 
 # ---------------------------------------------------------------------------------------

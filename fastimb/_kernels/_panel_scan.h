@@ -10,7 +10,8 @@
  * when the dimension is small (the gemm's output traffic dominates there).
  *
  * The caller pads the queries to a multiple of FASTIMB_SCAN_TILE rows (zero rows with a
- * threshold of -inf never pass) and guarantees room for n_queries * n_panels hits.
+ * threshold of -inf never pass; the AVX2 scan takes any count) and guarantees room for
+ * n_queries * n_panels hits.
  *
  * Variants: AVX-512F (optionally screened with AVX512_VNNI 8-bit products, see
  * fastimb_scan_int8) and AVX2+FMA on x86 with GCC or Clang, chosen at run time from the
@@ -89,47 +90,68 @@ static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t 
     return nh;
 }
 
+/* AVX2+FMA: T queries (6, or fewer for the rest: any nq, no padding needed) against each
+ * panel, 2T accumulators (6 x 16 keeps twelve multiply-add chains in flight, enough to
+ * cover their latency with sixteen registers). */
+__attribute__((always_inline, target("avx2,fma")))
+static inline ptrdiff_t fastimb_avx2_tile(const int T, const float* P, const float* xh,
+                                          ptrdiff_t n_panels, int d, const float* q, int i0,
+                                          const float* thr, fastimb_hit* hits,
+                                          ptrdiff_t nh) {
+    const float* qq = q + (ptrdiff_t)i0 * d;
+    ptrdiff_t p;
+    int i, j;
+    for (p = 0; p < n_panels; p++) {
+        const float* xp = P + p * d * FASTIMB_PANEL;
+        __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
+        __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
+        __m256 a0[6], a1[6];
+        for (i = 0; i < T; i++) { a0[i] = h0; a1[i] = h1; }
+        for (j = 0; j < d; j++) {
+            __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
+            __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
+            for (i = 0; i < T; i++) {
+                __m256 qv = _mm256_broadcast_ss(qq + i * d + j);
+                a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
+                a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
+            }
+        }
+        for (i = 0; i < T; i++) {
+            __m256 th = _mm256_broadcast_ss(thr + i0 + i);
+            unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
+                         ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
+                          << 8);
+            if (m) {
+                hits[nh].qi = i0 + i;
+                hits[nh].panel = (int)p;
+                hits[nh].mask = m;
+                _mm256_storeu_ps(hits[nh].t, a0[i]);
+                _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
+                nh++;
+            }
+        }
+    }
+    return nh;
+}
+
 __attribute__((target("avx2,fma")))
 static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_panels,
                                    int d, const float* q, int nq, const float* thr,
                                    fastimb_hit* hits) {
-    ptrdiff_t nh = 0, p;
-    int i0, i, j;
-    for (i0 = 0; i0 < nq; i0 += 4) {
-        const float* qq = q + (ptrdiff_t)i0 * d;
-        __m256 th[4];
-        for (i = 0; i < 4; i++) th[i] = _mm256_set1_ps(thr[i0 + i]);
-        for (p = 0; p < n_panels; p++) {
-            const float* xp = P + p * d * FASTIMB_PANEL;
-            __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
-            __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
-            __m256 a0[4], a1[4];
-            for (i = 0; i < 4; i++) { a0[i] = h0; a1[i] = h1; }
-            for (j = 0; j < d; j++) {
-                __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
-                __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
-                for (i = 0; i < 4; i++) {
-                    __m256 qv = _mm256_broadcast_ss(qq + i * d + j);
-                    a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
-                    a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
-                }
-            }
-            for (i = 0; i < 4; i++) {
-                unsigned m = (unsigned)_mm256_movemask_ps(
-                                 _mm256_cmp_ps(a0[i], th[i], _CMP_LE_OQ)) |
-                             ((unsigned)_mm256_movemask_ps(
-                                 _mm256_cmp_ps(a1[i], th[i], _CMP_LE_OQ)) << 8);
-                if (m) {
-                    hits[nh].qi = i0 + i;
-                    hits[nh].panel = (int)p;
-                    hits[nh].mask = m;
-                    _mm256_storeu_ps(hits[nh].t, a0[i]);
-                    _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
-                    nh++;
-                }
-            }
-        }
+    ptrdiff_t nh = 0;
+    int i0 = 0;
+    for (; i0 + 6 <= nq; i0 += 6)
+        nh = fastimb_avx2_tile(6, P, xh, n_panels, d, q, i0, thr, hits, nh);
+#define FASTIMB_AVX2_REST(T)                                                           \
+    case T:                                                                            \
+        nh = fastimb_avx2_tile(T, P, xh, n_panels, d, q, i0, thr, hits, nh);           \
+        break;
+    switch (nq - i0) {
+        FASTIMB_AVX2_REST(5) FASTIMB_AVX2_REST(4) FASTIMB_AVX2_REST(3)
+        FASTIMB_AVX2_REST(2) FASTIMB_AVX2_REST(1)
+        default: break;
     }
+#undef FASTIMB_AVX2_REST
     return nh;
 }
 
@@ -251,6 +273,67 @@ static ptrdiff_t fastimb_scan_int8(const float* P, const unsigned* U, const floa
 #undef FASTIMB_INT8_TEST
 #endif
 #endif
+
+/* The queries of a block whose squared distance to the box [lo, hi] may be within their
+ * limit: writes their slots to sel and returns how many. qt holds the block's queries
+ * transposed, qt[j * ldq + i] = coordinate j of query i (ldq a multiple of 8, padding
+ * anything finite), lim_f their limits (-inf: never selected). The distance is summed in
+ * float32 (d + 3 roundings of at most 2^-24 relative each, all on non-negative terms),
+ * so a query is left out only when that sum exceeds its limit widened by (d + 4) 2^-23:
+ * the exact distance then exceeds the limit too. */
+static ptrdiff_t fastimb_select_scalar(const float* qt, ptrdiff_t ldq, int nq, int d,
+                                       const float* lo, const float* hi, const float* lim_f,
+                                       ptrdiff_t* sel) {
+    ptrdiff_t k = 0;
+    int i, j;
+    for (i = 0; i < nq; i++) {
+        float acc = 0.0f;
+        for (j = 0; j < d; j++) {
+            float q = qt[j * ldq + i], g = 0.0f;
+            if (lo[j] - q > g) g = lo[j] - q;
+            if (q - hi[j] > g) g = q - hi[j];
+            acc += g * g;
+        }
+        if (!(acc > lim_f[i])) sel[k++] = i;
+    }
+    return k;
+}
+
+#ifdef FASTIMB_HAVE_SIMD_SCAN
+__attribute__((target("avx2,fma")))
+static ptrdiff_t fastimb_select_avx2(const float* qt, ptrdiff_t ldq, int nq, int d,
+                                     const float* lo, const float* hi, const float* lim_f,
+                                     ptrdiff_t* sel) {
+    ptrdiff_t k = 0;
+    int i, j, l;
+    for (i = 0; i < nq; i += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        unsigned m;
+        for (j = 0; j < d; j++) {
+            __m256 q = _mm256_loadu_ps(qt + j * ldq + i);
+            __m256 g = _mm256_max_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_set1_ps(lo[j]), q),
+                                                   _mm256_sub_ps(q, _mm256_set1_ps(hi[j]))),
+                                     _mm256_setzero_ps());
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(g, g));
+        }
+        m = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(acc, _mm256_loadu_ps(lim_f + i), _CMP_NGT_UQ));
+        for (l = 0; l < 8 && i + l < nq; l++)
+            if (m & (1u << l)) sel[k++] = i + l;
+    }
+    return k;
+}
+#endif
+
+static ptrdiff_t fastimb_select(int level, const float* qt, ptrdiff_t ldq, int nq, int d,
+                                const float* lo, const float* hi, const float* lim_f,
+                                ptrdiff_t* sel) {
+#ifdef FASTIMB_HAVE_SIMD_SCAN
+    if (level >= 1) return fastimb_select_avx2(qt, ldq, nq, d, lo, hi, lim_f, sel);
+#endif
+    (void)level;
+    return fastimb_select_scalar(qt, ldq, nq, d, lo, hi, lim_f, sel);
+}
 
 /* The best variant this CPU runs: 3 = AVX-512F with the AVX512_VNNI 8-bit screen,
    2 = AVX-512F, 1 = AVX2+FMA, 0 = none. */
