@@ -141,14 +141,20 @@ def test_duplicates_self_excluded_by_index_and_ties_by_index(algorithm):
     assert list(ind[0]) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
-def test_thread_count_does_not_change_results(algorithm):
-    X = _tie_free(5000, 6, 3, np.float32)
+@pytest.mark.parametrize("algorithm, d", [("kd_tree", 6), ("brute", 6), ("brute", 20)])
+def test_thread_count_does_not_change_results(algorithm, d):
+    X = _tie_free(5000, d, 3, np.float32)
     X[::7] = X[1::7][: X[::7].shape[0]]        # plenty of exact ties
     a = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=1).fit(X).kneighbors()
-    b = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=2).fit(X).kneighbors()
-    assert_array_equal(a[0], b[0])
-    assert_array_equal(a[1], b[1])
+    for _ in range(3):  # both threads' blocks run at once, each with its own state
+        b = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=2).fit(X).kneighbors()
+        assert_array_equal(a[0], b[0])
+        assert_array_equal(a[1], b[1])
+    radius = np.sqrt(a[0][:, 4]) * 1.01
+    counts = [count_closer(X, X, radius, max_count=6, algorithm=algorithm, n_jobs=j)
+              for j in (1, 2, 2)]
+    assert_array_equal(counts[0], counts[1])
+    assert_array_equal(counts[0], counts[2])
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
