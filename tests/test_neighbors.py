@@ -150,7 +150,7 @@ def test_thread_count_does_not_change_results(algorithm, d):
         b = NearestNeighbors(n_neighbors=9, algorithm=algorithm, n_jobs=2).fit(X).kneighbors()
         assert_array_equal(a[0], b[0])
         assert_array_equal(a[1], b[1])
-    radius = np.sqrt(a[0][:, 4]) * 1.01
+    radius = a[0][:, 4] * 1.01
     counts = [count_closer(X, X, radius, max_count=6, algorithm=algorithm, n_jobs=j)
               for j in (1, 2, 2)]
     assert_array_equal(counts[0], counts[1])
