@@ -74,9 +74,9 @@ _SCAN_LEVEL = _brute.scan_level()
 
 class _KDTreeIndex:
     """A KD-tree over the rows of X, stored as flat arrays. With ``copy_rows`` (the
-    default) the rows are kept in tree order, a leaf's points contiguous; without, the
-    queries read X through the permutation (cheaper to build: for queries that visit few
-    leaves)."""
+    default) the rows are kept in tree order, a leaf's points contiguous and stored by
+    coordinate (``_kdtree.leaf_columns``); without, the queries read X through the
+    permutation (cheaper to build: for queries that visit few leaves)."""
 
     kind = "kd_tree"
     ORDER_MIN_QUERIES = 1024  # fewer queries are answered in their own order
@@ -101,6 +101,8 @@ class _KDTreeIndex:
                                         self.node_lo, self.node_hi, self.split_dim,
                                         self.split_val, Xt, n_threads)
         self.indirect = not copy_rows
+        if copy_rows:   # each leaf by coordinate: the queries sum 4 points at a time
+            _kdtree.leaf_columns(Xt, self.node_start, self.node_end, n_threads)
         self.Xt = X if self.indirect else Xt
 
     def _order(self, Q, n_threads):

@@ -378,7 +378,14 @@ def _check_tree(tree, X, leaf_size):
     ns, ne, sd, sv = tree.node_start, tree.node_end, tree.split_dim, tree.split_val
     assert_array_equal(np.sort(tree.idx), np.arange(X.shape[0]))
     rows = X[tree.idx]
-    assert_array_equal(tree.Xt, X if tree.indirect else rows)
+    if tree.indirect:
+        assert_array_equal(tree.Xt, X)
+    else:  # in tree order, each leaf stored by coordinate
+        flat = tree.Xt.reshape(-1)
+        d = X.shape[1]
+        for leaf in range(ns.shape[0] // 2, ns.shape[0]):
+            s, e = ns[leaf], ne[leaf]
+            assert_array_equal(flat[s * d:e * d], rows[s:e].T.reshape(-1))
     n_top = 2 ** tree.top_levels - 1
     for node in range(ns.shape[0] // 2):
         c1, c2 = 2 * node + 1, 2 * node + 2

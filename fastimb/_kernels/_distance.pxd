@@ -18,19 +18,6 @@ cdef inline double rdist(const floating* a, const floating* b, intp_t d) noexcep
     return acc
 
 
-cdef inline double rdist_bounded(const floating* a, const floating* b, intp_t d,
-                                 double bound) noexcept nogil:
-    """rdist, or a partial sum > bound as soon as one exceeds ``bound``."""
-    cdef double acc = 0.0, t
-    cdef intp_t j
-    for j in range(d):
-        t = <double>a[j] - <double>b[j]
-        acc = acc + t * t
-        if acc > bound:
-            return acc
-    return acc
-
-
 cdef inline double pos(double v) noexcept nogil:
     """max(v, 0) for finite v, as one maxsd (libm's fmax is a call: it handles NaN)."""
     return v if v > 0.0 else 0.0

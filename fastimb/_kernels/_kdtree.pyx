@@ -7,9 +7,10 @@ larger than the cache) at the median of a strided sample of their rows, the leve
 exactly, so leaves hold about ``leaf_size`` points (at most that many with exact splits
 throughout; a few percent more or fewer below sampled cuts). The search is exact whatever
 the cuts. All arrays are allocated by the Python caller and filled here.
-Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy made by the build), so
-a leaf's points are contiguous in memory; or, without that copy (``indirect``), the data
-itself through idx, for queries that visit few leaves.
+Queries read the data in tree order (``Xt[p] = X[idx[p]]``, a copy made by the build),
+then stored by coordinate within each leaf (``leaf_columns``), so a leaf's distances are
+summed several points at a time; or, without that copy (``indirect``), the data itself
+through idx, for queries that visit few leaves.
 
 Distances are squared Euclidean ("rdist"), accumulated in double in feature order by one
 inline function, so every query in this module computes bit-identical values for the same
@@ -22,14 +23,29 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from fastimb._kernels._blocks cimport block_stop, n_blocks_of
-from fastimb._kernels._distance cimport box_rdist, pos, rdist, rdist_bounded
+from fastimb._kernels._distance cimport box_rdist, pos, rdist
 from fastimb._kernels._heap cimport FASTIMB_INTP_MAX, heap_init, heap_push, heap_sort
 from fastimb._kernels._typedefs cimport intp_t
 
 import numpy as np
 
-# leaf scans sum every dimension up to this width (measured faster than stopping early)
-cdef intp_t FULL_SUM_MAX_D = 16
+cdef extern from "_leaf_scan.h" nogil:
+    void fastimb_leaf_scan_init()
+    void fastimb_leaf_rdist_d(const double* x, intp_t L, int d, const double* q,
+                              double* out)
+    void fastimb_leaf_rdist_s(const float* x, intp_t L, int d, const float* q, double* out)
+
+fastimb_leaf_scan_init()
+
+
+cdef inline void leaf_rdist(const floating* x, intp_t L, intp_t d, const floating* q,
+                            double* out) noexcept nogil:
+    """out[p] = rdist(q, point p) for the L points of a leaf stored by coordinate (see
+    leaf_columns), several points at a time."""
+    if floating is double:
+        fastimb_leaf_rdist_d(x, L, <int> d, q, out)
+    else:
+        fastimb_leaf_rdist_s(x, L, <int> d, q, out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,6 +551,48 @@ def build(const floating[:, ::1] X,      # IN  (n, d) data, n >= 1
 # ---------------------------------------------------------------------------------------
 # queries
 # ---------------------------------------------------------------------------------------
+cdef intp_t largest_leaf(const intp_t[::1] node_start, const intp_t[::1] node_end):
+    """The most points a leaf holds (at least 1: buffer sizes)."""
+    cdef intp_t n_nodes = node_start.shape[0], node, most = 1
+    for node in range(n_nodes // 2, n_nodes):
+        most = max(most, node_end[node] - node_start[node])
+    return most
+
+
+def leaf_columns(floating[:, ::1] Xt,            # IN/OUT (n, d) rows in tree order, then
+                                                 #     each leaf stored by coordinate
+                 const intp_t[::1] node_start,   # IN  tree arrays (see build)
+                 const intp_t[::1] node_end,
+                 int n_threads):
+    """Store each leaf's points by coordinate, in place: for the leaf of positions
+    [s, s + L), coordinate j of its point p goes to flat position s d + j L + p (the
+    layout the queries' leaf scans read several points at a time)."""
+    cdef intp_t n_nodes = node_start.shape[0], d = Xt.shape[1], first = n_nodes // 2
+    cdef intp_t max_leaf = largest_leaf(node_start, node_end), leaf, s, L, p, j
+    cdef floating* base = &Xt[0, 0] if Xt.shape[0] > 0 else NULL
+    cdef floating* tmp
+    cdef int failed = 0
+    cdef int* p_failed = &failed  # written through a pointer: shared by the threads
+    tmp = NULL
+    if base == NULL or d == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        tmp = <floating*> malloc(max_leaf * d * sizeof(floating))
+        if tmp == NULL:
+            p_failed[0] = 1
+        else:
+            for leaf in prange(first, n_nodes, schedule="static"):
+                s = node_start[leaf]
+                L = node_end[leaf] - s
+                memcpy(tmp, base + s * d, L * d * sizeof(floating))
+                for p in range(L):
+                    for j in range(d):
+                        base[s * d + j * L + p] = tmp[p * d + j]
+        free(tmp)
+    if failed:
+        raise MemoryError("KD-tree leaf layout: out of memory")
+
+
 cdef inline intp_t push_children(const floating* q, const floating* lo, const floating* hi,
                                  intp_t d, intp_t c1, intp_t* stack_node, double* stack_rd,
                                  intp_t top) noexcept nogil:
@@ -567,38 +625,45 @@ cdef struct Tree:
     bint indirect           # the data in its own order: point idx[p] is at row idx[p]
 
 
-cdef inline const floating* row_at(const floating[:, ::1] Xt, const intp_t* idx, intp_t p,
-                                   bint indirect) noexcept nogil:
-    """The point at tree position p: row p of the tree-ordered copy, or row idx[p] of the
-    data itself."""
-    return &Xt[idx[p], 0] if indirect else &Xt[p, 0]
+cdef inline intp_t leaf_distances(const floating[:, ::1] Xt, const intp_t* idx,
+                                  intp_t start, intp_t stop, const floating* q, intp_t d,
+                                  bint indirect, double* buf) noexcept nogil:
+    """The squared distances from q to the points of positions [start, stop) into buf
+    (a leaf by its columns, or rows of the data through idx); returns their count."""
+    cdef intp_t p
+    if not indirect:
+        leaf_rdist(&Xt[0, 0] + start * d, stop - start, d, q, buf)
+    else:
+        for p in range(start, stop):
+            buf[p - start] = rdist(q, &Xt[idx[p], 0], d)
+    return stop - start
 
 
 cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
                     const floating* hi, const floating* split_val, const floating* q,
                     intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
-                    intp_t* budget, intp_t node, double rd) noexcept nogil:
+                    double* buf, intp_t* budget, intp_t node, double rd) noexcept nogil:
     """Depth-first search below ``node``, whose cell lies ``rd`` (squared) from q. The
     far child's cell distance is updated in O(1) from the cut (Arya and Mount's
     incremental distance; ``off`` holds q's offset from the current cell per dimension);
-    a leaf is checked against its tight box before its points are scanned. The search
-    gives up once ``budget`` (points left to scan) falls below zero."""
-    cdef intp_t d = t.d, c1 = 2 * node + 1, near, far, dim, p, j
-    cdef double old, new, rd_far, dist
+    a leaf is checked against its tight box before its points' distances are computed
+    (into ``buf``, all at once). The search gives up once ``budget`` (points left to
+    scan) falls below zero."""
+    cdef intp_t d = t.d, c1 = 2 * node + 1, near, far, dim, p, j, s, L
+    cdef double old, new, rd_far
     if budget[0] < 0:
         return
     if c1 >= t.n_nodes:
         if box_rdist(q, lo + node * d, hi + node * d, d) > hd[0]:
             return
-        budget[0] -= t.node_end[node] - t.node_start[node]
-        for p in range(t.node_start[node], t.node_end[node]):
-            j = t.idx[p]
-            if j == skip:
-                continue
-            # a full sum beats an early exit at these widths (no branch per dimension)
-            dist = rdist(q, row_at(Xt, t.idx, p, t.indirect), d) if d <= FULL_SUM_MAX_D \
-                else rdist_bounded(q, row_at(Xt, t.idx, p, t.indirect), d, hd[0])
-            heap_push(hd, hind, k, dist, j)
+        s = t.node_start[node]
+        L = leaf_distances(Xt, t.idx, s, t.node_end[node], q, d, t.indirect, buf)
+        budget[0] -= L
+        for p in range(L):
+            if buf[p] <= hd[0]:
+                j = t.idx[s + p]
+                if j != skip:
+                    heap_push(hd, hind, k, buf[p], j)
         return
     dim = t.split_dim[node]
     new = <double>q[dim] - <double>split_val[node]
@@ -608,19 +673,20 @@ cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo
     else:
         near = c1 + 1
         far = c1
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, budget, near, rd)
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, budget, near, rd)
     old = off[dim]
     rd_far = rd - old * old + new * new
     if rd_far <= hd[0]:
         off[dim] = new
-        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, budget, far, rd_far)
+        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, budget, far,
+                  rd_far)
         off[dim] = old
 
 
 cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
                   const floating* hi, const floating* split_val, const floating* q,
                   intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
-                  intp_t max_visits) noexcept nogil:
+                  double* buf, intp_t max_visits) noexcept nogil:
     """The k nearest of q into (hd, hind), sorted; False if the search scanned more than
     ``max_visits`` points and gave up (the heap is then incomplete)."""
     cdef intp_t j, budget = max_visits
@@ -629,7 +695,7 @@ cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
     for j in range(t.d):  # offsets from the root's box
         off[j] = pos(<double>lo[j] - <double>q[j]) - pos(<double>q[j] - <double>hi[j])
         rd = rd + off[j] * off[j]
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, &budget, 0, rd)
+    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, &budget, 0, rd)
     heap_sort(hd, hind, k)
     return budget >= 0
 
@@ -664,11 +730,14 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
     cdef double* hd
     cdef intp_t* hind
     cdef double* off
+    cdef double* buf
+    cdef intp_t max_leaf = largest_leaf(node_start, node_end)
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     hd = NULL
     hind = NULL
     off = NULL
+    buf = NULL
     if m == 0 or k == 0:
         return
     tree.d = d
@@ -682,13 +751,14 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
         hd = <double*> malloc(k * sizeof(double))
         hind = <intp_t*> malloc(k * sizeof(intp_t))
         off = <double*> malloc(d * sizeof(double))
-        if hd == NULL or hind == NULL or off == NULL:
+        buf = <double*> malloc(max_leaf * sizeof(double))
+        if hd == NULL or hind == NULL or off == NULL or buf == NULL:
             p_failed[0] = 1
         else:
             for t in prange(m, schedule="dynamic", chunksize=64):
                 qi = order[t]
                 done = knn_one(&tree, Xt, &node_lo[0, 0], &node_hi[0, 0], &split_val[0],
-                               &Q[qi, 0], skip[qi], k, hd, hind, off, budget)
+                               &Q[qi, 0], skip[qi], k, hd, hind, off, buf, budget)
                 if not done:
                     unfinished[qi] = 1
                 for j in range(k):
@@ -697,6 +767,7 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
         free(hd)
         free(hind)
         free(off)
+        free(buf)
     if failed:
         raise MemoryError("k-NN query: out of memory for per-thread buffers")
 
@@ -738,15 +809,16 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
                       const intp_t* node_end, const floating* lo, const floating* hi,
                       intp_t n_nodes, const floating* q, intp_t skip, double r2,
                       intp_t max_count, intp_t budget, intp_t leaf, intp_t* stack_node,
-                      double* stack_rd, bint indirect) noexcept nogil:
+                      double* stack_rd, double* buf, bint indirect) noexcept nogil:
     """Points strictly within r2 of q, nearer cells first, stopping at max_count; -1 if
     that needs scanning more than ``budget`` points. The leaf q falls in (``leaf``, or
     -1) is scanned first: when it alone reaches max_count, no descent is needed."""
-    cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, j, count = 0
+    cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, s, L, count = 0
     if leaf >= 0:
-        for p in range(node_start[leaf], node_end[leaf]):
-            if idx[p] != skip and \
-                    rdist_bounded(q, row_at(Xt, idx, p, indirect), d, r2) < r2:
+        s = node_start[leaf]
+        L = leaf_distances(Xt, idx, s, node_end[leaf], q, d, indirect, buf)
+        for p in range(L):
+            if buf[p] < r2 and idx[s + p] != skip:
                 count += 1
                 if count >= max_count:
                     return count
@@ -763,11 +835,10 @@ cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t
             budget -= node_end[node] - node_start[node]
             if budget < 0:
                 return -1
-            for p in range(node_start[node], node_end[node]):
-                j = idx[p]
-                if j == skip:
-                    continue
-                if rdist_bounded(q, row_at(Xt, idx, p, indirect), d, r2) < r2:
+            s = node_start[node]
+            L = leaf_distances(Xt, idx, s, node_end[node], q, d, indirect, buf)
+            for p in range(L):
+                if buf[p] < r2 and idx[s + p] != skip:
                     count += 1
                     if count >= max_count:
                         return count
@@ -800,16 +871,20 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
     cdef bint has_leaf = leaf.shape[0] == m
     cdef intp_t* stack_node
     cdef double* stack_rd
+    cdef double* buf
+    cdef intp_t max_leaf = largest_leaf(node_start, node_end)
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     stack_node = NULL
     stack_rd = NULL
+    buf = NULL
     if m == 0:
         return
     with nogil, parallel(num_threads=n_threads):
         stack_node = <intp_t*> malloc(depth * sizeof(intp_t))
         stack_rd = <double*> malloc(depth * sizeof(double))
-        if stack_node == NULL or stack_rd == NULL:
+        buf = <double*> malloc(max_leaf * sizeof(double))
+        if stack_node == NULL or stack_rd == NULL or buf == NULL:
             p_failed[0] = 1
         else:
             for t in prange(m, schedule="dynamic", chunksize=64):
@@ -818,8 +893,9 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
                                           &node_lo[0, 0], &node_hi[0, 0], n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
                                           budget, leaf[qi] if has_leaf else -1,
-                                          stack_node, stack_rd, indirect)
+                                          stack_node, stack_rd, buf, indirect)
         free(stack_node)
         free(stack_rd)
+        free(buf)
     if failed:
         raise MemoryError("radius count: out of memory for per-thread buffers")
