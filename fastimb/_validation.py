@@ -63,8 +63,10 @@ def _int_range(y):
 
 
 def _counts_from(y, lo):
-    """``bincount(y - lo)`` and ``y - lo`` (as intp)."""
-    shifted = y.astype(np.intp, copy=False) - lo
+    """``bincount(y - lo)`` and ``y - lo`` (as intp; y itself when that is already it)."""
+    shifted = y.astype(np.intp, copy=False)
+    if lo:
+        shifted = shifted - lo
     return np.bincount(shifted), shifted
 
 
