@@ -56,7 +56,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from fastimb._kernels import _brute, _kdtree
 from fastimb._kernels._openmp_helpers import effective_n_threads
@@ -70,6 +70,17 @@ AUTO_KD_TREE_MIN_SAMPLES = 100_000
 DEFAULT_LEAF_SIZE = 32
 # brute force: 2 = fused AVX-512 scan, 1 = fused AVX2 scan, 0 = BLAS gemm + filter
 _SCAN_LEVEL = _brute.scan_level()
+_BLAS_CONTROLLER = []
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread: the kernels parallelise over queries
+    themselves, and BLAS threads left spinning after a call would take their cores. The
+    controller is made once (``threadpool_limits`` rescans the loaded libraries at every
+    call: milliseconds)."""
+    if not _BLAS_CONTROLLER:
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 class _KDTreeIndex:
@@ -185,8 +196,9 @@ class _BruteIndex:
         self.level = _SCAN_LEVEL if (
             _SCAN_LEVEL < 3 or self.INT8_MIN_FEATURES <= d <= self.INT8_MAX_FEATURES) else 2
         self.mean = X.mean(axis=0, dtype=np.float64)
-        self.axes = self._principal_axes(X)
-        Z = self._rotate(X)
+        with _one_blas_thread():
+            self.axes = self._principal_axes(X)
+            Z = self._rotate(X)
         # the scan order: a KD-tree's (of the rotated rows), whose cuts also order queries
         tree = _KDTreeIndex(Z, self.ORDER_LEAF_SIZE, n_threads, copy_rows=False)
         self.perm, self.split_dim, self.split_val = tree.idx, tree.split_dim, tree.split_val
@@ -303,8 +315,8 @@ class _BruteIndex:
 
     def _scan_count(self, Q, radius2, skip, max_count, n_threads):
         out = np.empty(Q.shape[0], dtype=np.intp)
-        queries, slack, level, rows = self._queries(Q, n_threads)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _one_blas_thread():
+            queries, slack, level, rows = self._queries(Q, n_threads)
             _brute.count_closer(self.X, Q, *queries, radius2, skip, slack, *rows, max_count,
                                 out, level, n_threads)
         return out
@@ -327,8 +339,8 @@ class _BruteIndex:
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
         n_candidates = min(self.X.shape[0], k + 4)
-        queries, slack, level, rows = self._queries(Q, n_threads)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _one_blas_thread():
+            queries, slack, level, rows = self._queries(Q, n_threads)
             _brute.query_knn(self.X, Q, *queries, skip, slack, *rows, dist, ind, unsure,
                              n_candidates, squared, level, n_threads)
         redo = np.flatnonzero(unsure)

@@ -90,68 +90,69 @@ static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t 
     return nh;
 }
 
-/* AVX2+FMA: T queries (6, or fewer for the rest: any nq, no padding needed) against each
- * panel, 2T accumulators (6 x 16 keeps twelve multiply-add chains in flight, enough to
+/* AVX2+FMA: T queries (6, or fewer for the rest: any nq, no padding needed) against
+ * panel p, 2T accumulators (6 x 16 keeps twelve multiply-add chains in flight, enough to
  * cover their latency with sixteen registers). */
 __attribute__((always_inline, target("avx2,fma")))
 static inline ptrdiff_t fastimb_avx2_tile(const int T, const float* P, const float* xh,
-                                          ptrdiff_t n_panels, int d, const float* q, int i0,
+                                          ptrdiff_t p, int d, const float* q, int i0,
                                           const float* thr, fastimb_hit* hits,
                                           ptrdiff_t nh) {
     const float* qq = q + (ptrdiff_t)i0 * d;
-    ptrdiff_t p;
+    const float* xp = P + p * d * FASTIMB_PANEL;
+    __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
+    __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
+    __m256 a0[6], a1[6];
     int i, j;
-    for (p = 0; p < n_panels; p++) {
-        const float* xp = P + p * d * FASTIMB_PANEL;
-        __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
-        __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
-        __m256 a0[6], a1[6];
-        for (i = 0; i < T; i++) { a0[i] = h0; a1[i] = h1; }
-        for (j = 0; j < d; j++) {
-            __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
-            __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
-            for (i = 0; i < T; i++) {
-                __m256 qv = _mm256_broadcast_ss(qq + i * d + j);
-                a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
-                a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
-            }
-        }
+    for (i = 0; i < T; i++) { a0[i] = h0; a1[i] = h1; }
+    for (j = 0; j < d; j++) {
+        __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
+        __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
         for (i = 0; i < T; i++) {
-            __m256 th = _mm256_broadcast_ss(thr + i0 + i);
-            unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
-                         ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
-                          << 8);
-            if (m) {
-                hits[nh].qi = i0 + i;
-                hits[nh].panel = (int)p;
-                hits[nh].mask = m;
-                _mm256_storeu_ps(hits[nh].t, a0[i]);
-                _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
-                nh++;
-            }
+            __m256 qv = _mm256_broadcast_ss(qq + i * d + j);
+            a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
+            a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
+        }
+    }
+    for (i = 0; i < T; i++) {
+        __m256 th = _mm256_broadcast_ss(thr + i0 + i);
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
+                     ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
+                      << 8);
+        if (m) {
+            hits[nh].qi = i0 + i;
+            hits[nh].panel = (int)p;
+            hits[nh].mask = m;
+            _mm256_storeu_ps(hits[nh].t, a0[i]);
+            _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
+            nh++;
         }
     }
     return nh;
 }
 
+/* Panel by panel (a panel is read into the first-level cache once for all the tiles of
+   queries), the queries six at a time. */
 __attribute__((target("avx2,fma")))
 static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_panels,
                                    int d, const float* q, int nq, const float* thr,
                                    fastimb_hit* hits) {
-    ptrdiff_t nh = 0;
-    int i0 = 0;
-    for (; i0 + 6 <= nq; i0 += 6)
-        nh = fastimb_avx2_tile(6, P, xh, n_panels, d, q, i0, thr, hits, nh);
+    ptrdiff_t nh = 0, p;
+    int i0;
+    for (p = 0; p < n_panels; p++) {
+        for (i0 = 0; i0 + 6 <= nq; i0 += 6)
+            nh = fastimb_avx2_tile(6, P, xh, p, d, q, i0, thr, hits, nh);
 #define FASTIMB_AVX2_REST(T)                                                           \
-    case T:                                                                            \
-        nh = fastimb_avx2_tile(T, P, xh, n_panels, d, q, i0, thr, hits, nh);           \
-        break;
-    switch (nq - i0) {
-        FASTIMB_AVX2_REST(5) FASTIMB_AVX2_REST(4) FASTIMB_AVX2_REST(3)
-        FASTIMB_AVX2_REST(2) FASTIMB_AVX2_REST(1)
-        default: break;
-    }
+        case T:                                                                        \
+            nh = fastimb_avx2_tile(T, P, xh, p, d, q, i0, thr, hits, nh);              \
+            break;
+        switch (nq - i0) {
+            FASTIMB_AVX2_REST(5) FASTIMB_AVX2_REST(4) FASTIMB_AVX2_REST(3)
+            FASTIMB_AVX2_REST(2) FASTIMB_AVX2_REST(1)
+            default: break;
+        }
 #undef FASTIMB_AVX2_REST
+    }
     return nh;
 }
 
