@@ -225,38 +225,39 @@ def _rows_of_chunk(counts, ends, a, b):
 class _Plan:
     """Everything about one class's new samples except the random numbers.
 
-    Sample ``i`` starts at row ``base_map[r]`` of X and moves towards
-    ``nbr_map[nns[r, c]]`` (``nns[r, c]`` itself when ``nbr_map`` is None). ``(r, c)``
-    comes from the draws: ``divmod(randint(0, nns.size), k)`` for SMOTE and Borderline,
-    or ``r`` fixed by the ``per_sample`` counts and ``c = choice(k)`` for ADASYN. With
-    ``other_of`` (Borderline-SMOTE-2: the targets), differences towards a neighbour of
-    another class are shortened by a factor drawn in ``[0, 0.5)``.
+    Sample ``i`` starts at row ``base_map[r]`` of ``source`` (row ``r`` when ``base_map``
+    is None) and moves towards row ``nns[r, c]`` of ``source``: the rows of the class
+    alone for SMOTE, ADASYN and Borderline-SMOTE-1 (a compact array the interpolation
+    reads from cache, where rows of the whole input would miss it), X for
+    Borderline-SMOTE-2. ``(r, c)`` comes from the draws: ``divmod(randint(0, nns.size),
+    k)`` for SMOTE and Borderline, or ``r`` fixed by the ``per_sample`` counts and ``c =
+    choice(k)`` for ADASYN. With ``other_of`` (Borderline-SMOTE-2: the targets),
+    differences towards a neighbour of another class are shortened by a factor drawn in
+    ``[0, 0.5)``.
     """
 
-    __slots__ = ("label", "n_new", "base_map", "nns", "nbr_map", "per_sample", "other_of")
+    __slots__ = ("label", "n_new", "source", "base_map", "nns", "per_sample", "other_of")
 
-    def __init__(self, label, n_new, base_map, nns, nbr_map, n_rows, per_sample=None,
+    def __init__(self, label, n_new, source, nns, base_map=None, per_sample=None,
                  other_of=None):
         self.label = label
         self.n_new = int(n_new)
-        self.base_map = np.ascontiguousarray(base_map, dtype=np.intp)
+        self.source = source
+        self.base_map = None if base_map is None else \
+            np.ascontiguousarray(base_map, dtype=np.intp)
         # a user's estimator may return any integer dtype: check once, kernels trust it
-        upper = n_rows if nbr_map is None else nbr_map.shape[0]
-        self.nns = as_index_array(nns, upper, name="neighbour indices")
-        self.nbr_map = nbr_map
+        self.nns = as_index_array(nns, source.shape[0], name="neighbour indices")
         self.per_sample = per_sample
         self.other_of = other_of
 
     def pairs(self, drawn, rows):
-        """``(base, nbr)``: the rows of X a batch's samples start at and move towards."""
+        """``(base, nbr)``: the rows of ``source`` a batch's samples start at and move
+        towards."""
         if rows is None:
             rows, cols = np.divmod(drawn, self.nns.shape[1])
         else:
             cols = drawn
-        nbr = self.nns[rows, cols]
-        if self.nbr_map is not None:
-            nbr = self.nbr_map[nbr]
-        return self.base_map[rows], nbr
+        return rows if self.base_map is None else self.base_map[rows], self.nns[rows, cols]
 
     def batches(self, seed, random_state=None):
         """Yield ``(drawn, rows, steps, scale)`` chunk by chunk (see ``pairs``; rows are
@@ -333,22 +334,22 @@ def _generate(X, y, plans, seed, random_state=None):
 
     compiled = X.dtype in (np.float32, np.float64)
     if compiled:
-        X = np.ascontiguousarray(X)
-        copy_rows(X, out[:n], threads(X.size))
+        copy_rows(np.ascontiguousarray(X), out[:n], threads(X.size))
     else:
         out[:n] = X
     no_scale, no_index = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp)
     pos = n
     for p in plans:
-        nbr_map = no_index if p.nbr_map is None else p.nbr_map
+        source = np.ascontiguousarray(p.source) if compiled else p.source
+        base_map = no_index if p.base_map is None else p.base_map
         for drawn, rows, steps, scale in p.batches(seed, random_state):
             dest = out[pos:pos + drawn.shape[0]]
             if compiled:
-                interpolate(X, drawn, no_index if rows is None else rows, p.base_map, p.nns,
-                            nbr_map, steps, no_scale if scale is None else scale, dest,
+                interpolate(source, drawn, no_index if rows is None else rows, base_map,
+                            p.nns, steps, no_scale if scale is None else scale, dest,
                             threads(dest.size))
             else:
-                _interpolate_numpy(X, *p.pairs(drawn, rows), steps, scale, dest)
+                _interpolate_numpy(source, *p.pairs(drawn, rows), steps, scale, dest)
             pos += drawn.shape[0]
     return out, y_out
 
@@ -360,8 +361,8 @@ def _generate_sparse(X, plans, seed, random_state):
         drawn, rows, steps, scale = zip(*p.batches(seed, random_state))
         base, nbr = zip(*(p.pairs(a, r) for a, r in zip(drawn, rows)))
         base, nbr, steps = np.concatenate(base), np.concatenate(nbr), np.concatenate(steps)
-        X_base = X[base]
-        diffs = X[nbr] - X_base
+        X_base = p.source[base]
+        diffs = p.source[nbr] - X_base
         if scale[0] is not None:
             diffs = type(X)(diffs.multiply(np.concatenate(scale)[:, None])).astype(X.dtype)
         new = X_base + type(X)(steps[:, None]).multiply(diffs)
@@ -460,7 +461,7 @@ class SMOTE(BaseSMOTE):
             class_idx = np.flatnonzero(y == label)
             X_class = X[class_idx]
             nns = _neighbors_of(self.nn_k_, X_class, X_class)
-            plans.append(_Plan(label, n_samples, class_idx, nns, class_idx, X.shape[0]))
+            plans.append(_Plan(label, n_samples, X_class, nns))
         return _generate(X, y, plans, self.random_state)
 
 
@@ -559,13 +560,13 @@ class BorderlineSMOTE(BaseSMOTE):
             self.in_danger_indices[label] = danger_idx
             if self.kind == "borderline-1":
                 nns = _neighbors_of(self.nn_k_, X_class, X_class[danger])
-                plans.append(_Plan(label, n_samples, danger_idx, nns, class_idx, X.shape[0]))
+                plans.append(_Plan(label, n_samples, X_class, nns, base_map=danger))
             else:  # neighbours among all samples; rows of X already
                 if "k" not in fitted_on_X:
                     self.nn_k_.fit(X)
                     fitted_on_X.add("k")
                 nns = self.nn_k_.kneighbors(X_class[danger], return_distance=False)[:, 1:]
-                plans.append(_Plan(label, n_samples, danger_idx, nns, None, X.shape[0],
+                plans.append(_Plan(label, n_samples, X, nns, base_map=danger_idx,
                                    other_of=y))
         # nn_m_ (and Borderline-2's nn_k_) stay fitted on X as imbalanced-learn's do, but
         # fastimb's free their index before the output is allocated (rebuilt if queried)
@@ -664,7 +665,6 @@ class ADASYN(BaseOverSampler):
                 raise ValueError("No samples will be generated with the provided ratio "
                                  "settings.")
             nns = _neighbors_of(self.nn_, X_class, X_class)
-            plans.append(_Plan(label, n_samples, class_idx, nns, class_idx, X.shape[0],
-                               per_sample=per_sample))
+            plans.append(_Plan(label, n_samples, X_class, nns, per_sample=per_sample))
         del nn_all   # free the index over X before the output is allocated
         return _generate(X, y, plans, self.random_state, random_state)

@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.neighbors import NearestNeighbors as SkNN
 
 import fastimb
-from fastimb._kernels._smote import interpolate
+from fastimb._kernels._smote import copy_rows, interpolate
 
 from conftest import make_imbalanced
 
@@ -184,13 +184,13 @@ def test_duplicates_and_constant_features_distribution():
 
 
 def test_interpolate_kernel_rounding_float32():
-    # both ways of resolving a sample's rows (divmod of the drawn integer through the maps;
-    # given rows with the drawn column, no map), and imbalanced-learn's float32 rounding
+    # both ways of resolving a sample's rows (divmod of the drawn integer, through a base
+    # map; given rows with the drawn column, no map), and imbalanced-learn's float32
+    # rounding
     rng = np.random.RandomState(0)
     X = rng.randn(500, 7).astype(np.float32)
     base_map = rng.randint(0, 500, 200).astype(np.intp)
-    nns = rng.randint(0, 300, (200, 5)).astype(np.intp)
-    nbr_map = rng.randint(0, 500, 300).astype(np.intp)
+    nns = rng.randint(0, 500, (200, 5)).astype(np.intp)
     drawn = rng.randint(0, 1000, 3000).astype(np.intp)
     given_rows, given_cols = rng.randint(0, 200, 3000), rng.randint(0, 5, 3000)
     no_index = np.empty(0, dtype=np.intp)
@@ -199,12 +199,11 @@ def test_interpolate_kernel_rounding_float32():
     out = np.empty((3000, 7), np.float32)
     for mode in ("divmod", "rows"):
         if mode == "divmod":
-            args = (drawn, no_index, base_map, nns, nbr_map)
-            base, nbr = base_map[drawn // 5], nbr_map[nns[drawn // 5, drawn % 5]]
+            args = (drawn, no_index, base_map, nns)
+            base, nbr = base_map[drawn // 5], nns[drawn // 5, drawn % 5]
         else:
-            args = (given_cols.astype(np.intp), given_rows.astype(np.intp), base_map, nns,
-                    no_index)
-            base, nbr = base_map[given_rows], nns[given_rows, given_cols]
+            args = (given_cols.astype(np.intp), given_rows.astype(np.intp), no_index, nns)
+            base, nbr = given_rows, nns[given_rows, given_cols]
         interpolate(X, *args, steps, np.empty(0), out, 2)
         expected = (X[base] + steps[:, None] * (X[nbr] - X[base])).astype(np.float32)
         assert_array_equal(out, expected)
@@ -212,6 +211,17 @@ def test_interpolate_kernel_rounding_float32():
         diffs = X[nbr] - X[base]
         diffs *= scale[:, None]
         assert_array_equal(out, (X[base] + steps[:, None] * diffs).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_copy_rows_kernel(dtype, offset):
+    # blocks of rows copied in parallel, into destinations of any alignment
+    X = np.random.RandomState(0).randn(9001, 3).astype(dtype)
+    buf = np.full((X.shape[0] + offset + 1, 3), -1, dtype=dtype)
+    copy_rows(X, buf[offset:offset + X.shape[0]], 2)
+    assert_array_equal(buf[offset:offset + X.shape[0]], X)
+    assert (buf[:offset] == -1).all() and (buf[offset + X.shape[0]:] == -1).all()
 
 
 def _same_or_same_error(ours, ref, X, y):

@@ -1,7 +1,8 @@
 """SMOTE-family kernels: batched interpolation and the copy of the original rows.
 
 ``interpolate`` writes ``out[i] = X[base[i]] + steps[i] * diff_i`` (base and neighbour
-rows resolved from the drawn integers in the kernel) with
+rows resolved from the drawn integers in the kernel; the samplers pass the rows of the
+class alone, a compact array that stays in cache, rather than the whole input) with
 ``diff_i = X[nbr[i]] - X[base[i]]`` computed in the data's dtype, optionally scaled
 (Borderline-SMOTE-2 shortens the step towards neighbours of another class) and rounded
 back to that dtype; ``x + step * diff`` is evaluated in double and rounded once at the
@@ -28,11 +29,10 @@ cdef enum:
 
 cdef void interpolate_block(const floating* X, intp_t d, const intp_t* drawn,
                             const intp_t* rows, const intp_t* base_map, const intp_t* nns,
-                            intp_t k, const intp_t* nbr_map, const double* steps,
-                            const double* scale, floating* out, intp_t a,
-                            intp_t e) noexcept nogil:
-    """Samples ``a <= i < e`` (at most SAMPLE_BLOCK); ``rows``, ``nbr_map`` and ``scale``
-    are NULL when not given."""
+                            intp_t k, const double* steps, const double* scale,
+                            floating* out, intp_t a, intp_t e) noexcept nogil:
+    """Samples ``a <= i < e`` (at most SAMPLE_BLOCK); ``rows``, ``base_map`` and ``scale``
+    are NULL when not given (no map: nns row r starts at row r of X)."""
     cdef intp_t base[SAMPLE_BLOCK]
     cdef intp_t nbr[SAMPLE_BLOCK]
     cdef intp_t i, j, r, c, t
@@ -50,11 +50,11 @@ cdef void interpolate_block(const floating* X, intp_t d, const intp_t* drawn,
             r = drawn[i] // k
             c = drawn[i] - r * k
         t = nns[r * k + c]
-        if nbr_map != NULL:
-            t = nbr_map[t]
-        base[i - a] = base_map[r]
+        if base_map != NULL:
+            r = base_map[r]
+        base[i - a] = r
         nbr[i - a] = t
-        prefetch_bytes(X + base_map[r] * d, row_bytes)
+        prefetch_bytes(X + r * d, row_bytes)
         prefetch_bytes(X + t * d, row_bytes)
     for i in range(a, e):
         xb = X + base[i - a] * d
@@ -75,31 +75,31 @@ cdef void interpolate_block(const floating* X, intp_t d, const intp_t* drawn,
 def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
                 const intp_t[::1] drawn,       # IN  (m,) the integers drawn
                 const intp_t[::1] rows,        # IN  (m,) row of nns per sample, or empty
-                const intp_t[::1] base_map,    # IN  (r,) row of X each nns row starts at
-                const intp_t[:, ::1] nns,      # IN  (r, k) neighbours
-                const intp_t[::1] nbr_map,     # IN  row of X of each neighbour, or empty
+                const intp_t[::1] base_map,    # IN  (r,) row of X each nns row starts at,
+                                               #     or empty (row r)
+                const intp_t[:, ::1] nns,      # IN  (r, k) neighbours (rows of X)
                 const double[::1] steps,       # IN  (m,) step along the difference
                 const double[::1] scale,       # IN  (m,) factor on the difference, or empty
                 floating[:, ::1] out,          # OUT (m, d)
                 int n_threads):
     """Fill ``out`` with the interpolated samples. Sample i uses nns row r and column c:
     ``divmod(drawn[i], k)``, or ``(rows[i], drawn[i])`` when rows are given; it starts at
-    ``base_map[r]`` and moves towards ``nbr_map[nns[r, c]]`` (``nns[r, c]`` itself with
-    an empty map). Every index must already be in range."""
+    ``base_map[r]`` (``r`` itself with an empty map) and moves towards ``nns[r, c]``.
+    Every index must already be in range."""
     cdef intp_t m = drawn.shape[0], d = X.shape[1], k = nns.shape[1], blk, n_blocks
     cdef const intp_t* p_rows
-    cdef const intp_t* p_map
+    cdef const intp_t* p_base
     cdef const double* p_scale
     if m == 0 or d == 0:
         return
     p_rows = &rows[0] if rows.shape[0] > 0 else NULL
-    p_map = &nbr_map[0] if nbr_map.shape[0] > 0 else NULL
+    p_base = &base_map[0] if base_map.shape[0] > 0 else NULL
     p_scale = &scale[0] if scale.shape[0] > 0 else NULL
     n_blocks = n_blocks_of(m, SAMPLE_BLOCK)
     with nogil:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            interpolate_block(&X[0, 0], d, &drawn[0], p_rows, &base_map[0], &nns[0, 0], k,
-                              p_map, &steps[0], p_scale, &out[0, 0], blk * SAMPLE_BLOCK,
+            interpolate_block(&X[0, 0], d, &drawn[0], p_rows, p_base, &nns[0, 0], k,
+                              &steps[0], p_scale, &out[0, 0], blk * SAMPLE_BLOCK,
                               block_stop(blk, SAMPLE_BLOCK, m))
 
 
