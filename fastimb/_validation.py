@@ -76,6 +76,8 @@ def target_type(y):
     span = _int_range(y)
     if span is None:
         return type_of_target(y)
+    if span[1] - span[0] <= 1:   # at most two values: no need to count them
+        return "binary"
     return "binary" if np.count_nonzero(_counts_from(y, span[0])[0]) <= 2 else "multiclass"
 
 
