@@ -125,6 +125,24 @@ def test_larger_sizes_and_k(algorithm):
     assert_array_equal(ours.kneighbors(Q)[1], SkNN(n_neighbors=50).fit(X).kneighbors(Q)[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("leaf_size", [1, 3, 5, 7, 32, 33])
+def test_kdtree_exact_ties_at_every_leaf_size(dtype, leaf_size):
+    # a grid: many points at exactly the k-th distance, in leaves of every length mod 4
+    # (the leaf scan tests four points at a time against the k-th distance); the answer
+    # is the k smallest (distance, index) pairs of a full sort
+    rng = np.random.RandomState(leaf_size)
+    X = np.indices((9, 8, 7)).reshape(3, -1).T[rng.permutation(504)].astype(dtype)
+    Q = np.vstack([X[:40], X[:20] + 0.5]).astype(dtype)
+    d2 = ((Q[:, None, :].astype(np.float64) - X[None, :, :]) ** 2).sum(axis=2)
+    for k in (1, 6, 27):
+        order = np.lexsort((np.broadcast_to(np.arange(X.shape[0]), d2.shape), d2), axis=1)
+        nn = NearestNeighbors(n_neighbors=k, algorithm="kd_tree", leaf_size=leaf_size)
+        dist, ind = nn.fit(X).kneighbors(Q)
+        assert_array_equal(ind, order[:, :k])
+        assert_array_equal(dist, np.sqrt(np.take_along_axis(d2, order[:, :k], axis=1)))
+
+
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
 def test_duplicates_self_excluded_by_index_and_ties_by_index(algorithm):
     base = _tie_free(30, 3, 2)

@@ -34,6 +34,10 @@ cdef extern from "_leaf_scan.h" nogil:
     void fastimb_leaf_rdist_d(const double* x, intp_t L, int d, const double* q,
                               double* out)
     void fastimb_leaf_rdist_s(const float* x, intp_t L, int d, const float* q, double* out)
+    intp_t fastimb_leaf_rdist_d_below(const double* x, intp_t L, int d, const double* q,
+                                      double thr, double* out, intp_t* pos)
+    intp_t fastimb_leaf_rdist_s_below(const float* x, intp_t L, int d, const float* q,
+                                      double thr, double* out, intp_t* pos)
 
 fastimb_leaf_scan_init()
 
@@ -46,6 +50,18 @@ cdef inline void leaf_rdist(const floating* x, intp_t L, intp_t d, const floatin
         fastimb_leaf_rdist_d(x, L, <int> d, q, out)
     else:
         fastimb_leaf_rdist_s(x, L, <int> d, q, out)
+
+
+cdef inline intp_t leaf_rdist_below(const floating* x, intp_t L, intp_t d,
+                                    const floating* q, double thr, double* out,
+                                    intp_t* pos) noexcept nogil:
+    """The points of a leaf stored by coordinate that lie within ``thr`` (squared) of q:
+    their distances into out and their positions in the leaf into pos; returns how
+    many (several points tested at a time)."""
+    if floating is double:
+        return fastimb_leaf_rdist_d_below(x, L, <int> d, q, thr, out, pos)
+    else:
+        return fastimb_leaf_rdist_s_below(x, L, <int> d, q, thr, out, pos)
 
 
 # ---------------------------------------------------------------------------------------
@@ -614,8 +630,10 @@ cdef inline intp_t push_children(const floating* q, const floating* lo, const fl
     return top + 2
 
 
-cdef struct Tree:
-    # the read-only tree arrays, bundled for the recursive search
+cdef struct Search:
+    # one k-NN search: the read-only tree arrays and the query's state, bundled so the
+    # recursion passes one pointer (the coordinates' pointers are cast back to the fused
+    # type where read: structs cannot hold fused types)
     intp_t d
     intp_t n_nodes
     const intp_t* idx
@@ -623,81 +641,107 @@ cdef struct Tree:
     const intp_t* node_end
     const intp_t* split_dim
     bint indirect           # the data in its own order: point idx[p] is at row idx[p]
+    const void* Xt          # rows in tree order (leaves by column), or the data
+    const void* lo          # (n_nodes, d) tight boxes
+    const void* hi
+    const void* split_val
+    const void* q           # the query point
+    intp_t skip             # index never returned, or -1
+    intp_t k
+    double* hd              # the heap of the k best (distance, index) pairs
+    intp_t* hind
+    double* off             # q's offset from the current cell, per dimension
+    double* buf             # a leaf's distances
+    intp_t* pos             # positions in the leaf of the distances in buf
+    intp_t budget           # points left to scan before giving up
 
 
-cdef inline intp_t leaf_distances(const floating[:, ::1] Xt, const intp_t* idx,
-                                  intp_t start, intp_t stop, const floating* q, intp_t d,
-                                  bint indirect, double* buf) noexcept nogil:
+cdef inline intp_t leaf_distances(const floating* Xt, const intp_t* idx, intp_t start,
+                                  intp_t stop, const floating* q, intp_t d, bint indirect,
+                                  double* buf) noexcept nogil:
     """The squared distances from q to the points of positions [start, stop) into buf
-    (a leaf by its columns, or rows of the data through idx); returns their count."""
+    (a leaf by its columns in the tree-ordered rows Xt, or rows of the data Xt through
+    idx); returns their count."""
     cdef intp_t p
     if not indirect:
-        leaf_rdist(&Xt[0, 0] + start * d, stop - start, d, q, buf)
+        leaf_rdist(Xt + start * d, stop - start, d, q, buf)
     else:
         for p in range(start, stop):
-            buf[p - start] = rdist(q, &Xt[idx[p], 0], d)
+            buf[p - start] = rdist(q, Xt + idx[p] * d, d)
     return stop - start
 
 
-cdef void knn_visit(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
-                    const floating* hi, const floating* split_val, const floating* q,
-                    intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
-                    double* buf, intp_t* budget, intp_t node, double rd) noexcept nogil:
+cdef void knn_visit(Search* c, intp_t node, double rd, floating tag) noexcept nogil:
     """Depth-first search below ``node``, whose cell lies ``rd`` (squared) from q. The
     far child's cell distance is updated in O(1) from the cut (Arya and Mount's
     incremental distance; ``off`` holds q's offset from the current cell per dimension);
     a leaf is checked against its tight box before its points' distances are computed
     (into ``buf``, all at once). The search gives up once ``budget`` (points left to
-    scan) falls below zero."""
-    cdef intp_t d = t.d, c1 = 2 * node + 1, near, far, dim, p, j, s, L
-    cdef double old, new, rd_far
-    if budget[0] < 0:
+    scan) falls below zero. ``tag`` only selects the coordinates' type."""
+    cdef intp_t d = c.d, c1 = 2 * node + 1, near, far, dim, p, j, s, L, n_near
+    cdef double old, new, rd_far, worst
+    cdef const floating* q = <const floating*> c.q
+    cdef double* hd = c.hd
+    if c.budget < 0:
         return
-    if c1 >= t.n_nodes:
-        if box_rdist(q, lo + node * d, hi + node * d, d) > hd[0]:
+    if c1 >= c.n_nodes:
+        if box_rdist(q, <const floating*> c.lo + node * d, <const floating*> c.hi + node * d,
+                     d) > hd[0]:
             return
-        s = t.node_start[node]
-        L = leaf_distances(Xt, t.idx, s, t.node_end[node], q, d, t.indirect, buf)
-        budget[0] -= L
+        s = c.node_start[node]
+        L = c.node_end[node] - s
+        c.budget -= L
+        worst = hd[0]
+        if not c.indirect:   # only the points within the k-th distance, then the heap
+            n_near = leaf_rdist_below(<const floating*> c.Xt + s * d, L, d, q, worst,
+                                      c.buf, c.pos)
+            for p in range(n_near):
+                if c.buf[p] <= worst:
+                    j = c.idx[s + c.pos[p]]
+                    if j != c.skip:
+                        heap_push(hd, c.hind, c.k, c.buf[p], j)
+                        worst = hd[0]
+            return
+        leaf_distances(<const floating*> c.Xt, c.idx, s, s + L, q, d, True, c.buf)
         for p in range(L):
-            if buf[p] <= hd[0]:
-                j = t.idx[s + p]
-                if j != skip:
-                    heap_push(hd, hind, k, buf[p], j)
+            if c.buf[p] <= worst:
+                j = c.idx[s + p]
+                if j != c.skip:
+                    heap_push(hd, c.hind, c.k, c.buf[p], j)
+                    worst = hd[0]
         return
-    dim = t.split_dim[node]
-    new = <double>q[dim] - <double>split_val[node]
+    dim = c.split_dim[node]
+    new = <double>q[dim] - <double>(<const floating*> c.split_val)[node]
     if new <= 0:
         near = c1
         far = c1 + 1
     else:
         near = c1 + 1
         far = c1
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, budget, near, rd)
-    old = off[dim]
+    knn_visit(c, near, rd, tag)
+    old = c.off[dim]
     rd_far = rd - old * old + new * new
     if rd_far <= hd[0]:
-        off[dim] = new
-        knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, budget, far,
-                  rd_far)
-        off[dim] = old
+        c.off[dim] = new
+        knn_visit(c, far, rd_far, tag)
+        c.off[dim] = old
 
 
-cdef bint knn_one(const Tree* t, const floating[:, ::1] Xt, const floating* lo,
-                  const floating* hi, const floating* split_val, const floating* q,
-                  intp_t skip, intp_t k, double* hd, intp_t* hind, double* off,
-                  double* buf, intp_t max_visits) noexcept nogil:
-    """The k nearest of q into (hd, hind), sorted; False if the search scanned more than
-    ``max_visits`` points and gave up (the heap is then incomplete)."""
-    cdef intp_t j, budget = max_visits
+cdef bint knn_one(Search* c, const floating* q) noexcept nogil:
+    """The k nearest of q into (c.hd, c.hind), sorted; False if the search scanned more
+    than the budget and gave up (the heap is then incomplete)."""
+    cdef intp_t j
     cdef double rd = 0.0
-    heap_init(hd, hind, k)
-    for j in range(t.d):  # offsets from the root's box
-        off[j] = pos(<double>lo[j] - <double>q[j]) - pos(<double>q[j] - <double>hi[j])
-        rd = rd + off[j] * off[j]
-    knn_visit(t, Xt, lo, hi, split_val, q, skip, k, hd, hind, off, buf, &budget, 0, rd)
-    heap_sort(hd, hind, k)
-    return budget >= 0
+    cdef const floating* lo = <const floating*> c.lo
+    cdef const floating* hi = <const floating*> c.hi
+    c.q = q
+    heap_init(c.hd, c.hind, c.k)
+    for j in range(c.d):  # offsets from the root's box
+        c.off[j] = pos(<double>lo[j] - <double>q[j]) - pos(<double>q[j] - <double>hi[j])
+        rd = rd + c.off[j] * c.off[j]
+    knn_visit(c, 0, rd, q[0])
+    heap_sort(c.hd, c.hind, c.k)
+    return c.budget >= 0
 
 
 def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order: row p
@@ -726,11 +770,13 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
     cdef intp_t m = Q.shape[0], d = Q.shape[1], k = out_ind.shape[1]
     cdef intp_t t, qi, j, budget = max_visits if max_visits >= 0 else FASTIMB_INTP_MAX
     cdef bint done
-    cdef Tree tree
+    cdef Search tree
+    cdef Search search
     cdef double* hd
     cdef intp_t* hind
     cdef double* off
     cdef double* buf
+    cdef intp_t* pos
     cdef intp_t max_leaf = largest_leaf(node_start, node_end)
     cdef int failed = 0
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
@@ -738,6 +784,7 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
     hind = NULL
     off = NULL
     buf = NULL
+    pos = NULL
     if m == 0 or k == 0:
         return
     tree.d = d
@@ -747,18 +794,31 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
     tree.node_end = &node_end[0]
     tree.split_dim = &split_dim[0]
     tree.indirect = indirect
+    tree.Xt = &Xt[0, 0]
+    tree.lo = &node_lo[0, 0]
+    tree.hi = &node_hi[0, 0]
+    tree.split_val = &split_val[0]
+    tree.k = k
     with nogil, parallel(num_threads=n_threads):
         hd = <double*> malloc(k * sizeof(double))
         hind = <intp_t*> malloc(k * sizeof(intp_t))
         off = <double*> malloc(d * sizeof(double))
         buf = <double*> malloc(max_leaf * sizeof(double))
-        if hd == NULL or hind == NULL or off == NULL or buf == NULL:
+        pos = <intp_t*> malloc(max_leaf * sizeof(intp_t))
+        search = tree
+        search.hd = hd
+        search.hind = hind
+        search.off = off
+        search.buf = buf
+        search.pos = pos
+        if hd == NULL or hind == NULL or off == NULL or buf == NULL or pos == NULL:
             p_failed[0] = 1
         else:
             for t in prange(m, schedule="dynamic", chunksize=64):
                 qi = order[t]
-                done = knn_one(&tree, Xt, &node_lo[0, 0], &node_hi[0, 0], &split_val[0],
-                               &Q[qi, 0], skip[qi], k, hd, hind, off, buf, budget)
+                search.skip = skip[qi]
+                search.budget = budget
+                done = knn_one(&search, &Q[qi, 0])
                 if not done:
                     unfinished[qi] = 1
                 for j in range(k):
@@ -768,6 +828,7 @@ def query_knn(const floating[:, ::1] Xt,         # IN  (n, d) data in tree order
         free(hind)
         free(off)
         free(buf)
+        free(pos)
     if failed:
         raise MemoryError("k-NN query: out of memory for per-thread buffers")
 
@@ -805,15 +866,16 @@ def leaf_order(const floating[:, ::1] Q,       # IN  (m, d) query points
             start[i] += 1
 
 
-cdef intp_t count_one(const floating[:, ::1] Xt, const intp_t* idx, const intp_t* node_start,
-                      const intp_t* node_end, const floating* lo, const floating* hi,
-                      intp_t n_nodes, const floating* q, intp_t skip, double r2,
+cdef intp_t count_one(const floating* Xt, intp_t d, const intp_t* idx,
+                      const intp_t* node_start, const intp_t* node_end, const floating* lo,
+                      const floating* hi, intp_t n_nodes, const floating* q, intp_t skip,
+                      double r2,
                       intp_t max_count, intp_t budget, intp_t leaf, intp_t* stack_node,
                       double* stack_rd, double* buf, bint indirect) noexcept nogil:
     """Points strictly within r2 of q, nearer cells first, stopping at max_count; -1 if
     that needs scanning more than ``budget`` points. The leaf q falls in (``leaf``, or
     -1) is scanned first: when it alone reaches max_count, no descent is needed."""
-    cdef intp_t d = Xt.shape[1], top = 1, node, c1, p, s, L, count = 0
+    cdef intp_t top = 1, node, c1, p, s, L, count = 0
     if leaf >= 0:
         s = node_start[leaf]
         L = leaf_distances(Xt, idx, s, node_end[leaf], q, d, indirect, buf)
@@ -889,8 +951,9 @@ def count_within(const floating[:, ::1] Xt,       # IN  (n, d) data in tree orde
         else:
             for t in prange(m, schedule="dynamic", chunksize=64):
                 qi = order[t]
-                out_count[qi] = count_one(Xt, &idx[0], &node_start[0], &node_end[0],
-                                          &node_lo[0, 0], &node_hi[0, 0], n_nodes,
+                out_count[qi] = count_one(&Xt[0, 0], Q.shape[1], &idx[0], &node_start[0],
+                                          &node_end[0], &node_lo[0, 0], &node_hi[0, 0],
+                                          n_nodes,
                                           &Q[qi, 0], skip[qi], radius2[qi], max_count,
                                           budget, leaf[qi] if has_leaf else -1,
                                           stack_node, stack_rd, buf, indirect)

@@ -5,7 +5,9 @@
  * double: fastimb's one distance formula (_distance.pxd), so the values are the same
  * bits as the scalar rdist whatever the variant. With AVX2 (chosen at run time) four
  * points are summed at once; the intrinsics below never fuse the multiply and the add
- * (and the build disables contraction).
+ * (and the build disables contraction). The "_below" variants keep only the points
+ * within a threshold (out[c], pos[c]: the c-th such distance and its point), tested
+ * four at a time: a k-NN search offers its heap only those.
  */
 #ifndef FASTIMB_LEAF_SCAN_H
 #define FASTIMB_LEAF_SCAN_H
@@ -27,54 +29,106 @@ static void fastimb_leaf_scan_init(void) {
 #endif
 }
 
-/* For points [p0, L): the scalar sums (NAME##_scalar), the AVX2 one (NAME##_avx2, four
-   points at a time from LOAD4, then the scalar sums for the rest) and the dispatch
-   (NAME), for coordinates of type T. */
+/* For points [p0, L): the scalar sums (NAME##_scalar, one point's by NAME##_one), the AVX2
+   one (NAME##_avx2, four points at a time from LOAD4, then the scalar sums for the rest)
+   and the dispatch (NAME); the same for the points within a threshold (NAME##_below),
+   for coordinates of type T. */
 #define FASTIMB_LEAF_RDIST(NAME, T, LOAD4)                                             \
+    static inline double NAME##_one(const T* x, ptrdiff_t L, ptrdiff_t p, int d,       \
+                                    const T* q) {                                      \
+        double acc = 0.0;                                                              \
+        int j;                                                                         \
+        for (j = 0; j < d; j++) {                                                      \
+            double t = (double)q[j] - (double)x[(ptrdiff_t)j * L + p];                 \
+            acc = acc + t * t;                                                         \
+        }                                                                              \
+        return acc;                                                                    \
+    }                                                                                  \
     static void NAME##_scalar(const T* x, ptrdiff_t L, ptrdiff_t p0, int d, const T* q, \
                               double* out) {                                           \
         ptrdiff_t p;                                                                   \
-        int j;                                                                         \
+        for (p = p0; p < L; p++)                                                       \
+            out[p] = NAME##_one(x, L, p, d, q);                                        \
+    }                                                                                  \
+    static ptrdiff_t NAME##_below_scalar(const T* x, ptrdiff_t L, ptrdiff_t p0, int d,  \
+                                         const T* q, double thr, double* out,           \
+                                         ptrdiff_t* pos, ptrdiff_t c) {                 \
+        ptrdiff_t p;                                                                   \
         for (p = p0; p < L; p++) {                                                     \
-            double acc = 0.0;                                                          \
-            for (j = 0; j < d; j++) {                                                  \
-                double t = (double)q[j] - (double)x[(ptrdiff_t)j * L + p];             \
-                acc = acc + t * t;                                                     \
+            double acc = NAME##_one(x, L, p, d, q);                                    \
+            if (acc <= thr) {                                                          \
+                out[c] = acc;                                                          \
+                pos[c++] = p;                                                          \
             }                                                                          \
-            out[p] = acc;                                                              \
         }                                                                              \
+        return c;                                                                      \
     }                                                                                  \
     FASTIMB_LEAF_AVX2(NAME, T, LOAD4)                                                  \
     static inline void NAME(const T* x, ptrdiff_t L, int d, const T* q, double* out) {  \
         FASTIMB_LEAF_DISPATCH(NAME)                                                    \
         NAME##_scalar(x, L, 0, d, q, out);                                             \
+    }                                                                                  \
+    static inline ptrdiff_t NAME##_below(const T* x, ptrdiff_t L, int d, const T* q,    \
+                                         double thr, double* out, ptrdiff_t* pos) {     \
+        FASTIMB_LEAF_BELOW_DISPATCH(NAME)                                              \
+        return NAME##_below_scalar(x, L, 0, d, q, thr, out, pos, 0);                   \
     }
 
 #ifdef FASTIMB_HAVE_LEAF_SIMD
 #define FASTIMB_LEAF_AVX2(NAME, T, LOAD4)                                              \
     __attribute__((target("avx2")))                                                    \
+    static inline __m256d NAME##_four(const T* x, ptrdiff_t L, ptrdiff_t p, int d,     \
+                                      const T* q) {                                    \
+        __m256d acc = _mm256_setzero_pd();                                             \
+        int j;                                                                         \
+        for (j = 0; j < d; j++) {                                                      \
+            __m256d t = _mm256_sub_pd(_mm256_set1_pd((double)q[j]),                    \
+                                      LOAD4(x + (ptrdiff_t)j * L + p));                \
+            acc = _mm256_add_pd(acc, _mm256_mul_pd(t, t));                             \
+        }                                                                              \
+        return acc;                                                                    \
+    }                                                                                  \
+    __attribute__((target("avx2")))                                                    \
     static void NAME##_avx2(const T* x, ptrdiff_t L, int d, const T* q, double* out) {  \
         ptrdiff_t p = 0;                                                               \
-        int j;                                                                         \
-        for (; p + 4 <= L; p += 4) {                                                   \
-            __m256d acc = _mm256_setzero_pd();                                         \
-            for (j = 0; j < d; j++) {                                                  \
-                __m256d t = _mm256_sub_pd(_mm256_set1_pd((double)q[j]),                \
-                                          LOAD4(x + (ptrdiff_t)j * L + p));            \
-                acc = _mm256_add_pd(acc, _mm256_mul_pd(t, t));                         \
-            }                                                                          \
-            _mm256_storeu_pd(out + p, acc);                                            \
-        }                                                                              \
+        for (; p + 4 <= L; p += 4)                                                     \
+            _mm256_storeu_pd(out + p, NAME##_four(x, L, p, d, q));                     \
         NAME##_scalar(x, L, p, d, q, out);                                             \
+    }                                                                                  \
+    __attribute__((target("avx2")))                                                    \
+    static ptrdiff_t NAME##_below_avx2(const T* x, ptrdiff_t L, int d, const T* q,      \
+                                       double thr, double* out, ptrdiff_t* pos) {       \
+        ptrdiff_t p = 0, c = 0;                                                        \
+        int mask;                                                                      \
+        double sums[4];                                                                \
+        const __m256d limit = _mm256_set1_pd(thr);                                     \
+        for (; p + 4 <= L; p += 4) {                                                   \
+            __m256d acc = NAME##_four(x, L, p, d, q);                                  \
+            mask = _mm256_movemask_pd(_mm256_cmp_pd(acc, limit, _CMP_LE_OQ));          \
+            if (mask) {                                                                \
+                _mm256_storeu_pd(sums, acc);                                           \
+                while (mask) {                                                         \
+                    int b = __builtin_ctz(mask);                                       \
+                    out[c] = sums[b];                                                  \
+                    pos[c++] = p + b;                                                  \
+                    mask &= mask - 1;                                                  \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+        return NAME##_below_scalar(x, L, p, d, q, thr, out, pos, c);                   \
     }
 #define FASTIMB_LEAF_DISPATCH(NAME)                                                    \
     if (fastimb_leaf_simd) {                                                           \
         NAME##_avx2(x, L, d, q, out);                                                  \
         return;                                                                        \
     }
+#define FASTIMB_LEAF_BELOW_DISPATCH(NAME)                                              \
+    if (fastimb_leaf_simd)                                                             \
+        return NAME##_below_avx2(x, L, d, q, thr, out, pos);
 #else
 #define FASTIMB_LEAF_AVX2(NAME, T, LOAD4)
 #define FASTIMB_LEAF_DISPATCH(NAME)
+#define FASTIMB_LEAF_BELOW_DISPATCH(NAME)
 #endif
 
 #define FASTIMB_LOAD4_D(ptr) _mm256_loadu_pd(ptr)
@@ -86,5 +140,6 @@ FASTIMB_LEAF_RDIST(fastimb_leaf_rdist_s, float, FASTIMB_LOAD4_S)
 #undef FASTIMB_LEAF_RDIST
 #undef FASTIMB_LEAF_AVX2
 #undef FASTIMB_LEAF_DISPATCH
+#undef FASTIMB_LEAF_BELOW_DISPATCH
 
 #endif
