@@ -24,7 +24,10 @@ can also be handed to imbalanced-learn samplers. Two exact engines sit behind it
   When a probe of the queries shows
   neighbours far closer than the data's spread (duplicates, queries taken from the data,
   clustered or resampled data), the queries go to a KD-tree first, each with a budget,
-  and only those that exhaust it are scanned.
+  and only those that exhaust it are scanned. The rows of the index as their own
+  queries (the samplers' within-class call) take a symmetric self-join instead of the
+  scan: tiles of two blocks of rows, each product serving both rows' candidates, so each
+  pair is computed once.
 
 ``algorithm="auto"`` takes the KD-tree up to ``AUTO_KD_TREE_MAX_FEATURES`` features when
 the index holds at least ``AUTO_KD_TREE_MIN_SAMPLES`` rows, and up to
@@ -139,6 +142,10 @@ class _KDTreeIndex:
                           max_visits, unfinished, self.indirect, n_threads)
         return (dist, ind) if max_visits < 0 else (dist, ind, unfinished.view(bool))
 
+    def self_knn(self, k, squared, n_threads):
+        """``knn`` of the indexed rows themselves."""
+        return self.knn(self.X, k, _skip_array(self.X.shape[0]), squared, n_threads)
+
     def count(self, Q, radius2, skip, max_count, n_threads, max_visits=-1):
         """Capped counts; -1 for the queries given up on when ``max_visits >= 0``."""
         out = np.empty(Q.shape[0], dtype=np.intp)
@@ -178,6 +185,9 @@ class _BruteIndex:
     TREE_PROBE = 64
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
+    # The symmetric self-join (each pair of rows computed once) keeps kc candidates per
+    # row and thread: used up to this many rows
+    SELF_JOIN_MAX_ROWS = 1 << 18
     # The 8-bit screen (scan level 3) runs from INT8_MIN_FEATURES features (below, the
     # products are too few for the cheaper multiply-adds to outweigh re-checking the
     # panels that pass) up to INT8_MAX_FEATURES (its 32-bit integer sums cannot
@@ -321,17 +331,69 @@ class _BruteIndex:
                                 out, level, n_threads)
         return out
 
+    def self_knn(self, k, squared, n_threads):
+        """``knn`` of the indexed rows themselves (each its own first neighbour, unless a
+        duplicate of lower index precedes it): by the symmetric self-join, which computes
+        each pair of rows once (``_brute.self_knn``), when the neighbours are not near
+        enough for the tree, the rows are few enough for a join and the CPU has the fused
+        scan (AVX2+FMA or more)."""
+        n = self.X.shape[0]
+        skip = _skip_array(n)
+        if n > self.SELF_JOIN_MAX_ROWS or self.level == 0:
+            return self.knn(self.X, k, skip, squared, n_threads)
+        if self._tree_first(n, lambda rows: self._scan_knn(
+                self.X[rows], k, skip[rows], True, n_threads)[0][:, -1]):
+            return self._tree_knn(self.X, k, skip, squared, n_threads)
+        d, kc = self.X.shape[1], min(n, k + 4)
+        n_threads = max(1, int(n_threads))
+        per_block = _brute.self_block_rows() // self.PANEL   # panels per block
+        starts = np.arange(0, self.P.shape[0], per_block)
+        n_blocks = starts.size
+        # each block's box (the zero padding of the last panel only widens it)
+        blo = np.minimum.reduceat(self.P, starts, axis=0).min(axis=2)
+        bhi = np.maximum.reduceat(self.P, starts, axis=0).max(axis=2)
+        # the tiles (I, J), I <= J, by increasing J - I (the diagonal first): blocks are
+        # runs of the spatial order, so nearby rows meet first and thresholds tighten early
+        pair_i = np.concatenate([np.arange(n_blocks - g) for g in range(n_blocks)])
+        pair_j = pair_i + np.repeat(np.arange(n_blocks), np.arange(n_blocks, 0, -1))
+        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (
+            np.sqrt(self.norms) + self.max_norm) ** 2
+        hd = np.full((n_threads, n, kc), np.inf)
+        hind = np.full((n_threads, n, kc), np.iinfo(np.intp).max, dtype=np.intp)
+        thr = np.full(self.xh.shape[0], -np.inf, dtype=np.float32)
+        thr[:n] = np.inf
+        seed = np.full(n, np.inf)
+        dist = np.empty((n, k), dtype=np.float64)
+        ind = np.empty((n, k), dtype=np.intp)
+        unsure = np.zeros(n, dtype=np.uint8)
+        _brute.self_knn(self.X, self.P, self.xh, self.norms, self.perm, slack,
+                        blo.astype(np.float64), bhi.astype(np.float64),
+                        np.ascontiguousarray(blo), np.ascontiguousarray(bhi),
+                        pair_i.astype(np.intp), pair_j.astype(np.intp), hd, hind, thr, seed,
+                        dist, ind, unsure, squared, n_threads)
+        del hd, hind, thr
+        redo = np.flatnonzero(unsure)
+        if redo.size:
+            dist[redo], ind[redo] = self._tree_index(n_threads).knn(
+                np.ascontiguousarray(self.X[redo]), k, skip[redo], squared, n_threads)
+        self.last_redone_ = int(redo.size)
+        return dist, ind
+
     def knn(self, Q, k, skip, squared, n_threads):
         if self._tree_first(Q.shape[0], lambda rows: self._scan_knn(
                 Q[rows], k, skip[rows], True, n_threads)[0][:, -1]):
-            dist, ind, todo = self._tree_index(n_threads).knn(Q, k, skip, squared, n_threads,
-                                                              self._tree_budget())
-            todo = np.flatnonzero(todo)
-            if todo.size:
-                dist[todo], ind[todo] = self._scan_knn(Q[todo], k, skip[todo], squared,
-                                                       n_threads)
-            return dist, ind
+            return self._tree_knn(Q, k, skip, squared, n_threads)
         return self._scan_knn(Q, k, skip, squared, n_threads)
+
+    def _tree_knn(self, Q, k, skip, squared, n_threads):
+        """The KD-tree with a budget per query, then the scan for those it gave up on."""
+        dist, ind, todo = self._tree_index(n_threads).knn(Q, k, skip, squared, n_threads,
+                                                          self._tree_budget())
+        todo = np.flatnonzero(todo)
+        if todo.size:
+            dist[todo], ind[todo] = self._scan_knn(Q[todo], k, skip[todo], squared,
+                                                   n_threads)
+        return dist, ind
 
     def _scan_knn(self, Q, k, skip, squared, n_threads):
         m = Q.shape[0]
@@ -357,6 +419,12 @@ def _choose_algorithm(algorithm, n_samples, n_features):
     limit = AUTO_KD_TREE_MAX_FEATURES if n_samples >= AUTO_KD_TREE_MIN_SAMPLES else \
         AUTO_KD_TREE_SMALL_MAX_FEATURES
     return "kd_tree" if n_features <= limit else "brute"
+
+
+def _too_many_neighbors(n_neighbors, n_fit, n_queries):
+    """scikit-learn's error for more neighbours than fitted points."""
+    return ValueError(f"Expected n_neighbors <= n_samples_fit, but n_neighbors = "
+                      f"{n_neighbors}, n_samples_fit = {n_fit}, n_samples = {n_queries}")
 
 
 def _skip_array(n_queries, skip=None):
@@ -478,11 +546,7 @@ class NearestNeighbors(BaseEstimator):
             skip = _skip_array(Q.shape[0])
             available = n_fit
         if n_neighbors > available:
-            raise ValueError(
-                "Expected n_neighbors <= n_samples_fit, but n_neighbors = "
-                f"{n_neighbors + (X is None)}, n_samples_fit = {n_fit}, n_samples = "
-                f"{Q.shape[0]}"
-            )
+            raise _too_many_neighbors(n_neighbors + (X is None), n_fit, Q.shape[0])
         return index.knn(Q, int(n_neighbors), skip, squared, effective_n_threads(self.n_jobs))
 
     def _query_rows(self, rows, n_neighbors, squared=False):
@@ -490,13 +554,19 @@ class NearestNeighbors(BaseEstimator):
         index = self._fitted_index()
         rows = np.ascontiguousarray(rows, dtype=np.intp)
         if n_neighbors > self.n_samples_fit_ - 1:
-            raise ValueError(
-                "Expected n_neighbors <= n_samples_fit, but n_neighbors = "
-                f"{n_neighbors + 1}, n_samples_fit = {self.n_samples_fit_}, n_samples = "
-                f"{rows.shape[0]}"
-            )
+            raise _too_many_neighbors(n_neighbors + 1, self.n_samples_fit_, rows.shape[0])
         return index.knn(np.ascontiguousarray(self._fit_X[rows]), int(n_neighbors), rows,
                          squared, effective_n_threads(self.n_jobs))
+
+    def _self_query(self, n_neighbors):
+        """The ``n_neighbors`` nearest training points of every training point, itself
+        included: ``kneighbors(X_fit, return_distance=False)`` for the X just fitted, the
+        samplers' call (they fit on a class and query the same rows), answered by the
+        index's self-join where it has one."""
+        index = self._fitted_index()
+        if n_neighbors > self.n_samples_fit_:
+            raise _too_many_neighbors(n_neighbors, self.n_samples_fit_, self.n_samples_fit_)
+        return index.self_knn(int(n_neighbors), False, effective_n_threads(self.n_jobs))[1]
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """The k nearest neighbours of each query point.

@@ -199,8 +199,11 @@ _SERIAL_BELOW = 1 << 15
 
 
 def _neighbors_of(nn, X_fit, X_query):
-    """imbalanced-learn's neighbour call: fit on X_fit, query X_query, drop column 0."""
+    """imbalanced-learn's neighbour call: fit on X_fit, query X_query, drop column 0
+    (fastimb's engine answers the rows it was just fitted on by its self-join)."""
     nn.fit(X_fit)
+    if X_query is X_fit and isinstance(nn, NearestNeighbors):
+        return nn._self_query(nn.n_neighbors)[:, 1:]
     return nn.kneighbors(X_query, return_distance=False)[:, 1:]
 
 

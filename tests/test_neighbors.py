@@ -175,6 +175,72 @@ def test_thread_count_does_not_change_results(algorithm, d):
     assert_array_equal(counts[0], counts[2])
 
 
+def _self_query_data(kind, dtype):
+    rng = np.random.RandomState(4)
+    X = {"gaussian": lambda: rng.standard_normal((3000, 20)),
+         "wide": lambda: rng.standard_normal((1500, 64)),
+         "blocks": lambda: rng.standard_normal((3000, 13)) * np.r_[np.ones(3) * 5,
+                                                                    np.ones(10) * 0.1],
+         "ties": lambda: np.round(rng.standard_normal((2000, 12)), 1),
+         "duplicates": lambda: np.repeat(rng.standard_normal((400, 16)), 3, axis=0)[
+             rng.permutation(1200)],
+         "grid": lambda: np.indices((6, 6, 6, 6)).reshape(4, -1).T.repeat(4, axis=1),
+         "tiny": lambda: rng.standard_normal((7, 20)),
+         "far": lambda: np.vstack([np.zeros((1, 20)), np.eye(20), -np.eye(20),
+                                   2 * np.eye(20)]) * 1000 + 5e4}[kind]()
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["gaussian", "wide", "blocks", "ties", "duplicates", "grid",
+                                  "tiny", "far"])
+def test_self_query_is_kneighbors_of_the_fitted_rows(algorithm, dtype, kind):
+    # the samplers' call (fit on a class, query the same rows): the brute index answers it
+    # with its symmetric self-join, the tree with its query; either way kneighbors(X_fit)
+    # bit for bit (itself included, equal distances by index), on any thread count, and
+    # the rows the float32 bound leaves unsure are redone exactly ("far", "ties")
+    X = _self_query_data(kind, dtype)
+    for k in sorted({1, 6, min(11, X.shape[0])}):
+        expected = None
+        for n_jobs in (1, 2):
+            nn = NearestNeighbors(n_neighbors=k, algorithm=algorithm, n_jobs=n_jobs).fit(X)
+            ind = nn._self_query(k)
+            if expected is None:
+                expected = nn.kneighbors(X, return_distance=False)
+                d2 = np.zeros((X.shape[0], X.shape[0]))
+                for j in range(X.shape[1]):   # fastimb's formula: in feature order
+                    d2 += (X[:, None, j].astype(np.float64) - X[None, :, j]) ** 2
+                order = np.lexsort((np.broadcast_to(np.arange(X.shape[0]), d2.shape), d2),
+                                   axis=1)
+                assert_array_equal(expected, order[:, :k])
+            assert_array_equal(ind, expected)
+    with pytest.raises(ValueError, match="Expected n_neighbors <= n_samples_fit"):
+        nn._self_query(X.shape[0] + 1)
+
+
+def test_brute_self_join_on_clustered_data(monkeypatch):
+    # clusters apart (tiles between blocks of different clusters are skipped by their
+    # boxes) but not so near that the tree takes the queries: the join answers every row
+    # (none redone) with scikit-learn's neighbours, on 1 and 2 threads
+    rng = np.random.RandomState(0)
+    centres = rng.standard_normal((6, 20)) * 6
+    X = (centres[rng.randint(0, 6, 4000)] + rng.standard_normal((4000, 20))).astype(np.float32)
+    expected = SkNN(n_neighbors=6, algorithm="brute").fit(X).kneighbors(X)[1]
+    calls = []
+    join = _brute.self_knn
+    monkeypatch.setattr(_brute, "self_knn", lambda *a: calls.append(1) or join(*a))
+    for n_jobs in (1, 2):
+        nn = NearestNeighbors(n_neighbors=6, algorithm="brute", n_jobs=n_jobs).fit(X)
+        index = nn._fitted_index()
+        if index.level == 0:
+            pytest.skip("the self-join needs the fused scan (AVX2+FMA)")
+        ind = nn._self_query(6)
+        assert index.last_redone_ == 0
+        assert_array_equal(ind, expected)
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
 def test_readonly_fortran_and_offset_input(algorithm):
     X = np.asfortranarray(_tie_free(500, 5, 4) + 1e4)   # far from the origin

@@ -33,13 +33,14 @@ distance the lower index first. The caller limits BLAS to one thread: the parall
 over query blocks; each block's work is the same whatever the number of threads.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, fabs, lrint, sqrt
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport sgemm
 
 from fastimb._kernels._distance cimport box_box_rdist, box_rdist, rdist
-from fastimb._kernels._heap cimport heap_init, heap_push, heap_sort
+from fastimb._kernels._heap cimport (heap_better, heap_init, heap_push, heap_replace_root,
+                                    heap_sort)
 from fastimb._kernels._prefetch cimport prefetch_bytes
 from fastimb._kernels._typedefs cimport intp_t
 
@@ -52,6 +53,10 @@ cdef extern from "_panel_scan.h" nogil:
         unsigned mask
         float t[16]
     int fastimb_scan_level()
+    float fastimb_load_f(const float* p)
+    void fastimb_store_f(float* p, float v)
+    intp_t fastimb_sym_scan(const float* P, const float* xh, intp_t pj, int d, intp_t i0,
+                            intp_t ni, const float* thr, int both, fastimb_hit* hits)
     int fastimb_lowest_bit(unsigned m)
     intp_t fastimb_select(int level, const float* qt, intp_t ldq, int nq, int d,
                           const float* lo, const float* hi, const float* lim_f, intp_t* sel)
@@ -65,6 +70,7 @@ DEF BLOCK_Q = 128    # queries per parallel task (a multiple of the scan tile, 8
 DEF CHUNK = 512      # rows per chunk, each with its bounding box (a multiple of PANEL)
 DEF FIRST_ROWS = 64  # the k-NN's first piece of its first chunk (see query_knn)
 DEF PANEL = 16
+DEF SELF_BLOCK = 1024  # rows per block of the symmetric self-join (tiles of 1024 x 1024)
 DEF MAX_HITS = BLOCK_Q * (CHUNK // PANEL)
 
 
@@ -586,6 +592,26 @@ cdef inline void set_threshold(Work* w, intp_t t, double lim, double qn,
         w.thr_s[t] = scan_threshold(v, fabs(v))
 
 
+cdef bint exact_k(const floating* X, intp_t n, intp_t d, const floating* q,
+                  const intp_t* cand, intp_t kc, double clear, double* fd, intp_t* find_,
+                  intp_t k, bint squared, double* out_dist, intp_t* out_ind) noexcept nogil:
+    """The k nearest of q among the candidates (rows of X; entries of n or more are empty
+    slots) by their exact distances, into out_dist / out_ind; returns whether q is unsure:
+    its k-th exact distance is not below ``clear``, the approximate distance of the worst
+    candidate kept minus the error bound (+inf while fewer than kc rows were seen: then
+    all are candidates)."""
+    cdef intp_t c
+    heap_init(fd, find_, k)
+    for c in range(kc):
+        if cand[c] >= 0 and cand[c] < n:
+            heap_push(fd, find_, k, rdist(q, X + cand[c] * d, d), cand[c])
+    heap_sort(fd, find_, k)
+    for c in range(k):
+        out_dist[c] = fd[c] if squared else sqrt(fd[c])
+        out_ind[c] = find_[c]
+    return not (fd[k - 1] < clear)
+
+
 def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
               const floating[:, ::1] Q,        # IN  (m, d) queries (exact distances)
               const float[:, ::1] QA,          # IN  (m, d) queries in the scan's frame
@@ -693,18 +719,9 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
                 # exact distances of the candidates decide the final k
                 for b in range(nq):
                     qi = w.qrows[b]
-                    heap_init(fd, find_, k)
-                    for c in range(kc):
-                        jj = hind[b * kc + c]
-                        if jj >= 0 and jj < n:
-                            heap_push(fd, find_, k, rdist(&Q[qi, 0], &X[jj, 0], d), jj)
-                    heap_sort(fd, find_, k)
-                    # hd[b * kc] is the approximate distance of the worst candidate kept
-                    # (+inf while fewer than kc points were seen: then all are candidates)
-                    unsure[qi] = not (fd[k - 1] < hd[b * kc] - slack[qi])
-                    for c in range(k):
-                        out_dist[qi, c] = fd[c] if squared else sqrt(fd[c])
-                        out_ind[qi, c] = find_[c]
+                    unsure[qi] = exact_k(&X[0, 0], n, d, &Q[qi, 0], hind + b * kc, kc,
+                                         hd[b * kc] - slack[qi], fd, find_, k, squared,
+                                         &out_dist[qi, 0], &out_ind[qi, 0])
         work_free(&w)
         free(hd)
         free(hind)
@@ -816,3 +833,214 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
         work_free(&w)
     if failed:
         raise MemoryError("brute-force radius count: out of memory for per-thread buffers")
+
+
+def self_block_rows():
+    """Rows per block of ``self_knn``'s tiles."""
+    return SELF_BLOCK
+
+
+cdef struct Join:
+    # the symmetric self-join's read-only inputs (see self_knn)
+    intp_t n
+    intp_t d
+    intp_t kc
+    const float* P
+    const float* xh
+    const double* norms
+    const double* slack
+    const double* seed
+    const double* blo_d     # the blocks' boxes, in double and float32
+    const double* bhi_d
+    const float* blo
+    const float* bhi
+
+
+cdef inline double cap(const Join* s, const double* hd, intp_t x) noexcept nogil:
+    """Row x's limit: its worst candidate in this thread's heap, or its seed if lower."""
+    return min(hd[x * s.kc], s.seed[x])
+
+
+cdef inline void offer(const Join* s, double* hd, intp_t* hind, float* thr, intp_t x,
+                       double a, intp_t j) noexcept nogil:
+    """Offer (a, j) to row x's candidate heap in this thread and, if it enters, lower the
+    row's float32 threshold on t (shared by the threads) to the new limit if lower (see
+    set_threshold)."""
+    cdef double lim
+    cdef float v
+    if heap_better(a, j, hd[x * s.kc], hind[x * s.kc]):
+        heap_replace_root(hd + x * s.kc, hind + x * s.kc, s.kc, a, j)
+        lim = cap(s, hd, x)
+        v = scan_threshold(0.5 * (lim - s.norms[x]), fabs(lim) + s.norms[x])
+        if v < fastimb_load_f(thr + x):
+            fastimb_store_f(thr + x, v)
+
+
+cdef double block_top(const Join* s, const double* hd, intp_t x0, intp_t nx) noexcept nogil:
+    """The largest (limit + twice the error bound) of the rows [x0, x0 + nx): a row at a
+    squared distance beyond it (in the scan's frame) cannot enter any of their heaps (its
+    approximate distance is within the bound of the exact one, which is within the bound
+    of the frame's)."""
+    cdef double top = -INFINITY, v
+    cdef intp_t x
+    for x in range(x0, x0 + nx):
+        v = cap(s, hd, x) + 2.0 * s.slack[x]
+        if v > top:
+            top = v
+    return top
+
+
+cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hind,
+                    float* thr, fastimb_hit* hits) noexcept nogil:
+    """Tile (bi, bj), bi <= bj, into this thread's heaps (hd, hind) and the thresholds,
+    a panel of block bj at a time (fastimb_sym_scan)."""
+    cdef intp_t d = s.d, i0 = bi * SELF_BLOCK, j0 = bj * SELF_BLOCK, ni, nj, pj, h, nh, i, j
+    cdef unsigned mask
+    cdef int l
+    cdef float tf, c
+    cdef bint both = bi != bj
+    cdef fastimb_hit* hit
+    ni = min(SELF_BLOCK, s.n - i0)
+    nj = min(SELF_BLOCK, s.n - j0)
+    if both and box_box_rdist(s.blo_d + bi * d, s.bhi_d + bi * d, s.blo + bj * d,
+                              s.bhi + bj * d, d) * (1.0 - 1e-6) > max(
+                                  block_top(s, hd, i0, ni), block_top(s, hd, j0, nj)):
+        return
+    for pj in range(j0 // PANEL, (j0 + nj + PANEL - 1) // PANEL):
+        nh = fastimb_sym_scan(s.P, s.xh, pj, <int> d, i0, ni, thr, both, hits)
+        for h in range(nh):
+            hit = &hits[h]
+            i = hit.qi
+            mask = hit.mask & 0xFFFF
+            while mask:          # row i's candidates
+                l = fastimb_lowest_bit(mask)
+                mask = mask & (mask - 1)
+                j = pj * PANEL + l
+                if j >= s.n:
+                    break
+                tf = hit.t[l]
+                if tf <= fastimb_load_f(thr + i):
+                    offer(s, hd, hind, thr, i, s.norms[i] + 2.0 * tf, j)
+            mask = hit.mask >> 16
+            while mask:          # row i as a candidate of the panel's rows
+                l = fastimb_lowest_bit(mask)
+                mask = mask & (mask - 1)
+                j = pj * PANEL + l
+                if j >= s.n:
+                    break
+                c = s.xh[i] - s.xh[j]
+                tf = c + hit.t[l]
+                if tf <= fastimb_load_f(thr + j):
+                    offer(s, hd, hind, thr, j, s.norms[j] + 2.0 * tf, i)
+
+
+def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
+             const float[:, :, ::1] P,        # IN  the rows' panels (see make_rows)
+             const float[::1] xh,             # IN  (16 n_panels,) half squared norms
+             const double[::1] norms,         # IN  (n,) their squared norms
+             const intp_t[::1] perm,          # IN  (n,) row of X at each scan position
+             const double[::1] slack,         # IN  (n,) error bound per scan position
+             const double[:, ::1] blo_d,      # IN  (n_blocks, d) box of each SELF_BLOCK
+             const double[:, ::1] bhi_d,      #     positions, in double
+             const float[:, ::1] blo,         #     and in float32
+             const float[:, ::1] bhi,
+             const intp_t[::1] pair_i,        # IN  (n_pairs,) the tiles (I <= J): the
+             const intp_t[::1] pair_j,        #     n_blocks diagonal ones first
+             double[:, :, ::1] hd,            # WORK (T, n, kc) per-thread candidate heaps
+             intp_t[:, :, ::1] hind,          #     (scan positions), (+inf, INTP_MAX)
+             float[::1] thr,                  # WORK (16 n_panels,) thresholds on t: +inf,
+                                              #     -inf for the padding
+             double[::1] seed,                # WORK (n,) +inf
+             double[:, ::1] out_dist,         # OUT (n, k) by rows of X
+             intp_t[:, ::1] out_ind,          # OUT (n, k)
+             unsigned char[::1] unsure,       # OUT (n,) 1 where the bound did not hold
+             bint squared,                    # IN  squared distances out
+             int n_threads):                  # IN  at most T
+    """The k nearest rows of every row of X, itself included: query_knn's answer for X as
+    its own queries (exact unless flagged ``unsure``), with each pair computed once.
+
+    The positions are cut into blocks of SELF_BLOCK; for each tile (I, J), I <= J, the
+    fused scan computes the products of the rows of I with those of J in registers, and
+    each serves both rows: t = xh_j - <x_i, x_j> for row i's candidates, t' = (xh_i - xh_j)
+    + t for row j's (only the first on the diagonal tiles, where both directions are in
+    the tile); only the pairs within a threshold leave the registers.
+    The tiles are shared among the threads, each with its own candidate heaps for every
+    row, so no two threads write the same heap. The diagonal tiles come first: the worst
+    of a row's kc candidates within its own block then caps its limit in every thread
+    (the ``seed``: its final candidates can only be better). A row's pair is offered only
+    within its float32 threshold, which any thread lowers to its own limit for the row
+    (a valid limit for all: the merged candidates are at least as good as one thread's;
+    a thread may read a value another is replacing, only ever a valid one), and a tile is skipped when the gap between its blocks' boxes lies
+    beyond every row's limit plus twice its error bound on both sides. At the end, each
+    row's heaps are merged into its best kc candidates overall (each pair was offered to
+    one heap once), and their exact distances decide the final k as in query_knn, with
+    the same test on the bound: every pair left out is beyond the merged worst candidate."""
+    cdef intp_t n = X.shape[0], d = X.shape[1], k = out_ind.shape[1], kc = hd.shape[2]
+    cdef intp_t n_pairs = pair_i.shape[0], T = hd.shape[0], n_diag = blo.shape[0]
+    cdef intp_t pp, x, qi, jj, c, t, tid
+    cdef double lim
+    cdef Join s
+    cdef fastimb_hit* hits = NULL
+    cdef double* mh = NULL
+    cdef intp_t* mi = NULL
+    cdef double* fd = NULL
+    cdef intp_t* find_ = NULL
+    cdef int failed = 0
+    cdef int* p_failed = &failed  # written through a pointer: shared by the threads
+    if n == 0 or k == 0:
+        return
+    s.n = n
+    s.d = d
+    s.kc = kc
+    s.P = &P[0, 0, 0]
+    s.xh = &xh[0]
+    s.norms = &norms[0]
+    s.slack = &slack[0]
+    s.seed = &seed[0]
+    s.blo_d = &blo_d[0, 0]
+    s.bhi_d = &bhi_d[0, 0]
+    s.blo = &blo[0, 0]
+    s.bhi = &bhi[0, 0]
+    with nogil, parallel(num_threads=min(n_threads, <int> T)):
+        tid = threadid()
+        hits = <fastimb_hit*> malloc(SELF_BLOCK * sizeof(fastimb_hit))
+        mh = <double*> malloc(kc * sizeof(double))
+        mi = <intp_t*> malloc(kc * sizeof(intp_t))
+        fd = <double*> malloc(k * sizeof(double))
+        find_ = <intp_t*> malloc(k * sizeof(intp_t))
+        if hits == NULL or mh == NULL or mi == NULL or fd == NULL or find_ == NULL:
+            p_failed[0] = 1
+        else:
+            for pp in prange(n_diag, schedule="dynamic"):       # the diagonal tiles
+                join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
+                          &thr[0], hits)
+            for x in prange(n, schedule="static"):              # the seeds
+                lim = INFINITY
+                for t in range(T):
+                    lim = min(lim, hd[t, x, 0])
+                seed[x] = lim
+                thr[x] = scan_threshold(0.5 * (lim - norms[x]), fabs(lim) + norms[x])
+            for pp in prange(n_diag, n_pairs, schedule="dynamic"):   # the others
+                join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
+                          &thr[0], hits)
+            for x in prange(n, schedule="static"):
+                # the row's candidates over all threads, then their exact distances
+                heap_init(mh, mi, kc)
+                for t in range(T):
+                    for c in range(kc):
+                        if hind[t, x, c] < n:
+                            heap_push(mh, mi, kc, hd[t, x, c], hind[t, x, c])
+                for c in range(kc):   # positions to rows of X
+                    if mi[c] < n:
+                        mi[c] = perm[mi[c]]
+                qi = perm[x]
+                unsure[qi] = exact_k(&X[0, 0], n, d, &X[qi, 0], mi, kc, mh[0] - slack[x],
+                                     fd, find_, k, squared, &out_dist[qi, 0],
+                                     &out_ind[qi, 0])
+        free(hits)
+        free(mh)
+        free(mi)
+        free(fd)
+        free(find_)
+    if failed:
+        raise MemoryError("brute-force self k-NN: out of memory for per-thread buffers")

@@ -90,6 +90,19 @@ static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t 
     return nh;
 }
 
+/* Rows [start, stop) six at a time, then the rest in one call: ``nh = TILE(T)`` for tiles of
+   T rows starting at row ``i`` (T a constant in each call, so each is specialised). */
+#define FASTIMB_BY_SIX(i, start, stop, nh, TILE)                                       \
+    for (i = (start); i + 6 <= (stop); i += 6) nh = TILE(6);                           \
+    switch ((stop) - i) {                                                              \
+        case 5: nh = TILE(5); break;                                                   \
+        case 4: nh = TILE(4); break;                                                   \
+        case 3: nh = TILE(3); break;                                                   \
+        case 2: nh = TILE(2); break;                                                   \
+        case 1: nh = TILE(1); break;                                                   \
+        default: break;                                                                \
+    }
+
 /* AVX2+FMA: T queries (6, or fewer for the rest: any nq, no padding needed) against
  * panel p, 2T accumulators (6 x 16 keeps twelve multiply-add chains in flight, enough to
  * cover their latency with sixteen registers). */
@@ -140,18 +153,9 @@ static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_
     ptrdiff_t nh = 0, p;
     int i0;
     for (p = 0; p < n_panels; p++) {
-        for (i0 = 0; i0 + 6 <= nq; i0 += 6)
-            nh = fastimb_avx2_tile(6, P, xh, p, d, q, i0, thr, hits, nh);
-#define FASTIMB_AVX2_REST(T)                                                           \
-        case T:                                                                        \
-            nh = fastimb_avx2_tile(T, P, xh, p, d, q, i0, thr, hits, nh);              \
-            break;
-        switch (nq - i0) {
-            FASTIMB_AVX2_REST(5) FASTIMB_AVX2_REST(4) FASTIMB_AVX2_REST(3)
-            FASTIMB_AVX2_REST(2) FASTIMB_AVX2_REST(1)
-            default: break;
-        }
-#undef FASTIMB_AVX2_REST
+#define FASTIMB_AVX2_TILE(T) fastimb_avx2_tile(T, P, xh, p, d, q, i0, thr, hits, nh)
+        FASTIMB_BY_SIX(i0, 0, nq, nh, FASTIMB_AVX2_TILE)
+#undef FASTIMB_AVX2_TILE
     }
     return nh;
 }
@@ -371,5 +375,104 @@ static ptrdiff_t fastimb_scan(int level, const float* P, const unsigned* U, cons
     (void)hits;
     return 0;
 }
+
+/* A float shared by threads that only ever hold valid values (the self-join's
+   thresholds): read and written whole, without tearing. */
+static inline float fastimb_load_f(const float* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    float v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+#else
+    return *(volatile const float*)p;
+#endif
+}
+
+static inline void fastimb_store_f(float* p, float v) {
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_store(p, &v, __ATOMIC_RELAXED);
+#else
+    *(volatile float*)p = v;
+#endif
+}
+
+/* The symmetric self-join's scan (AVX2+FMA): rows [i0, i0 + ni) of the panels (the
+ * queries, read from their own panels) against panel pj, six at a time. Per pair, t =
+ * xh_j - <x_i, x_j> (row i's test, t <= thr[i], mask bits 0-15) and, with ``both``, t' =
+ * (xh_i - xh_j) + t (row j's test, t' <= thr[j], bits 16-31); a query with some bit set
+ * is recorded with its 16 values of t. ``thr`` covers the panels' padding rows. */
+#ifdef FASTIMB_HAVE_SIMD_SCAN
+__attribute__((always_inline, target("avx2,fma")))
+static inline ptrdiff_t fastimb_sym_tile(const int T, const float* P, const float* xh,
+                                         ptrdiff_t pj, int d, ptrdiff_t i0,
+                                         const float* thr, int both, fastimb_hit* hits,
+                                         ptrdiff_t nh) {
+    const float* xp = P + pj * d * FASTIMB_PANEL;
+    const float* qp[6];
+    __m256 h0 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL);
+    __m256 h1 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL + 8);
+    __m256 a0[6], a1[6];
+    int i, j;
+    for (i = 0; i < T; i++) {
+        ptrdiff_t r = i0 + i;
+        a0[i] = h0;
+        a1[i] = h1;
+        qp[i] = P + (r / FASTIMB_PANEL) * d * FASTIMB_PANEL + r % FASTIMB_PANEL;
+    }
+    for (j = 0; j < d; j++) {
+        __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
+        __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
+        for (i = 0; i < T; i++) {
+            __m256 qv = _mm256_broadcast_ss(qp[i] + (ptrdiff_t)j * FASTIMB_PANEL);
+            a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
+            a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
+        }
+    }
+    __m256 r0 = _mm256_loadu_ps(thr + pj * FASTIMB_PANEL);
+    __m256 r1 = _mm256_loadu_ps(thr + pj * FASTIMB_PANEL + 8);
+    for (i = 0; i < T; i++) {
+        __m256 th = _mm256_broadcast_ss(thr + i0 + i);
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
+                     ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
+                      << 8);
+        if (both) {
+            __m256 xi = _mm256_broadcast_ss(xh + i0 + i);
+            __m256 c0 = _mm256_add_ps(_mm256_sub_ps(xi, h0), a0[i]);
+            __m256 c1 = _mm256_add_ps(_mm256_sub_ps(xi, h1), a1[i]);
+            m |= ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c0, r0, _CMP_LE_OQ)) |
+                  ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c1, r1, _CMP_LE_OQ)) << 8))
+                 << 16;
+        }
+        if (m) {
+            hits[nh].qi = (int)(i0 + i);
+            hits[nh].panel = (int)pj;
+            hits[nh].mask = m;
+            _mm256_storeu_ps(hits[nh].t, a0[i]);
+            _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
+            nh++;
+        }
+    }
+    return nh;
+}
+
+__attribute__((target("avx2,fma")))
+static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
+                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
+                                  fastimb_hit* hits) {
+    ptrdiff_t nh = 0, i;
+#define FASTIMB_SYM_TILE(T) fastimb_sym_tile(T, P, xh, pj, d, i, thr, both, hits, nh)
+    FASTIMB_BY_SIX(i, i0, i0 + ni, nh, FASTIMB_SYM_TILE)
+#undef FASTIMB_SYM_TILE
+    return nh;
+}
+#else
+static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
+                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
+                                  fastimb_hit* hits) {
+    (void)P; (void)xh; (void)pj; (void)d; (void)i0; (void)ni; (void)thr; (void)both;
+    (void)hits;
+    return 0;   /* never called: the self-join needs scan level 1 or more */
+}
+#endif
 
 #endif
