@@ -7,8 +7,9 @@ Besides the timed rounds, each fastimb case runs twice more, untimed, to record 
 * ``peak_mb``: tracemalloc's peak of the allocations made during ``fit_resample`` (the
   output included, the input not), and ``peak_vs_in_out`` = (input + peak) / (input +
   output): the target is at most 1.15;
-* ``neighbors_s`` / ``neighbors_share``: time inside the neighbour estimators' ``fit`` and
-  ``kneighbors`` (the rest, ``generation_share``, is validation, draws and interpolation).
+* ``neighbors_s`` / ``neighbors_share``: time inside the neighbour estimators' ``fit``,
+  ``kneighbors`` and ``_self_query`` (the within-class call; the rest,
+  ``generation_share``, is validation, draws and interpolation).
 """
 import contextlib
 import time
@@ -76,7 +77,7 @@ def _time_split(name, X, y):
     from fastimb.neighbors import NearestNeighbors
 
     totals = {"neighbors": 0.0}
-    with _timed_methods(NearestNeighbors, ("fit", "kneighbors"), totals):
+    with _timed_methods(NearestNeighbors, ("fit", "kneighbors", "_self_query"), totals):
         start = time.perf_counter()
         _sampler("fastimb", name).fit_resample(X, y)
         total = time.perf_counter() - start
