@@ -186,8 +186,10 @@ class _BruteIndex:
     TREE_RADIUS_SHARE = 0.01
     TREE_BUDGET_DIVISOR = 32
     # The symmetric self-join (each pair of rows computed once) keeps kc candidates per
-    # row and thread: used up to this many rows
+    # row and thread: used up to this many rows, on as many threads as keep those heaps
+    # within SELF_JOIN_HEAP_BYTES
     SELF_JOIN_MAX_ROWS = 1 << 18
+    SELF_JOIN_HEAP_BYTES = 1 << 28
     # The 8-bit screen (scan level 3) runs from INT8_MIN_FEATURES features (below, the
     # products are too few for the cheaper multiply-adds to outweigh re-checking the
     # panels that pass) up to INT8_MAX_FEATURES (its 32-bit integer sums cannot
@@ -345,7 +347,7 @@ class _BruteIndex:
                 self.X[rows], k, skip[rows], True, n_threads)[0][:, -1]):
             return self._tree_knn(self.X, k, skip, squared, n_threads)
         d, kc = self.X.shape[1], min(n, k + 4)
-        n_threads = max(1, int(n_threads))
+        n_threads = max(1, min(int(n_threads), self.SELF_JOIN_HEAP_BYTES // (16 * n * kc)))
         per_block = _brute.self_block_rows() // self.PANEL   # panels per block
         starts = np.arange(0, self.P.shape[0], per_block)
         n_blocks = starts.size
