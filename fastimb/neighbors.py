@@ -290,6 +290,13 @@ class _BruteIndex:
     def _tree_budget(self):
         return max(4 * DEFAULT_LEAF_SIZE, self.X.shape[0] // self.TREE_BUDGET_DIVISOR)
 
+    def _slack(self, q_len, d):
+        """The error bound on the approximate squared distances of queries of norms
+        q_len: |approx - exact| <= (d + 8) u (|q| + max|x|)^2 (float32 rounding of both
+        points and of the half norms, then of the d-term dot product); the bound used is
+        8 times wider."""
+        return (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + self.max_norm) ** 2
+
     def _queries(self, Q, n_threads):
         """What the kernels take besides Q: the queries rotated as the rows (float32),
         their squared norms, the order they are answered in (by the leaf of the row
@@ -301,10 +308,7 @@ class _BruteIndex:
         leaf, order = np.empty(m, dtype=np.intp), np.empty(m, dtype=np.intp)
         _kdtree.leaf_order(QA, self.split_dim, self.split_val, leaf, order, n_threads)
         q_len, x_len, d = np.sqrt(q_norms), self.max_norm, Q.shape[1]
-        # |approx - exact| squared distance <= (d + 8) u (|q| + max|x|)^2 (float32
-        # rounding of both points and of the half norms, then of the d-term dot product);
-        # the bound used is 8 times wider
-        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (q_len + x_len) ** 2
+        slack = self._slack(q_len, d)
         level = self.level
         if level == 3 and (m < self.INT8_MIN_QUERIES or
                            max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM):
@@ -343,8 +347,7 @@ class _BruteIndex:
         skip = _skip_array(n)
         if n > self.SELF_JOIN_MAX_ROWS or self.level == 0:
             return self.knn(self.X, k, skip, squared, n_threads)
-        if self._tree_first(n, lambda rows: self._scan_knn(
-                self.X[rows], k, skip[rows], True, n_threads)[0][:, -1]):
+        if self._knn_tree_first(self.X, k, skip, n_threads):
             return self._tree_knn(self.X, k, skip, squared, n_threads)
         d, kc = self.X.shape[1], min(n, k + 4)
         n_threads = max(1, min(int(n_threads), self.SELF_JOIN_HEAP_BYTES // (16 * n * kc)))
@@ -358,8 +361,7 @@ class _BruteIndex:
         # runs of the spatial order, so nearby rows meet first and thresholds tighten early
         pair_i = np.concatenate([np.arange(n_blocks - g) for g in range(n_blocks)])
         pair_j = pair_i + np.repeat(np.arange(n_blocks), np.arange(n_blocks, 0, -1))
-        slack = (2 * d + 8) * self.UNIT_ROUNDOFF_32 * 4.0 * (
-            np.sqrt(self.norms) + self.max_norm) ** 2
+        slack = self._slack(np.sqrt(self.norms), d)
         hd = np.full((n_threads, n, kc), np.inf)
         hind = np.full((n_threads, n, kc), np.iinfo(np.intp).max, dtype=np.intp)
         thr = np.full(self.xh.shape[0], -np.inf, dtype=np.float32)
@@ -382,10 +384,14 @@ class _BruteIndex:
         return dist, ind
 
     def knn(self, Q, k, skip, squared, n_threads):
-        if self._tree_first(Q.shape[0], lambda rows: self._scan_knn(
-                Q[rows], k, skip[rows], True, n_threads)[0][:, -1]):
+        if self._knn_tree_first(Q, k, skip, n_threads):
             return self._tree_knn(Q, k, skip, squared, n_threads)
         return self._scan_knn(Q, k, skip, squared, n_threads)
+
+    def _knn_tree_first(self, Q, k, skip, n_threads):
+        """``_tree_first`` for a k-NN query: the probe's radii are its k-th distances."""
+        return self._tree_first(Q.shape[0], lambda rows: self._scan_knn(
+            Q[rows], k, skip[rows], True, n_threads)[0][:, -1])
 
     def _tree_knn(self, Q, k, skip, squared, n_threads):
         """The KD-tree with a budget per query, then the scan for those it gave up on."""

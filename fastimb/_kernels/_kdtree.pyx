@@ -671,6 +671,25 @@ cdef inline intp_t leaf_distances(const floating* Xt, const intp_t* idx, intp_t 
     return stop - start
 
 
+cdef inline intp_t leaf_within(const floating* Xt, const intp_t* idx, intp_t s, intp_t L,
+                              const floating* q, intp_t d, bint indirect, double thr,
+                              double* buf, intp_t* pos) noexcept nogil:
+    """The points of the leaf at positions [s, s + L) within ``thr`` (squared) of q:
+    their distances into buf and their positions in the leaf into pos (see
+    leaf_distances for the two layouts); returns how many."""
+    cdef intp_t p, n = 0
+    cdef double v
+    if not indirect:
+        return leaf_rdist_below(Xt + s * d, L, d, q, thr, buf, pos)
+    for p in range(L):
+        v = rdist(q, Xt + idx[s + p] * d, d)
+        if v <= thr:
+            buf[n] = v
+            pos[n] = p
+            n += 1
+    return n
+
+
 cdef void knn_visit(Search* c, intp_t node, double rd, floating tag) noexcept nogil:
     """Depth-first search below ``node``, whose cell lies ``rd`` (squared) from q. The
     far child's cell distance is updated in O(1) from the cut (Arya and Mount's
@@ -692,20 +711,11 @@ cdef void knn_visit(Search* c, intp_t node, double rd, floating tag) noexcept no
         L = c.node_end[node] - s
         c.budget -= L
         worst = hd[0]
-        if not c.indirect:   # only the points within the k-th distance, then the heap
-            n_near = leaf_rdist_below(<const floating*> c.Xt + s * d, L, d, q, worst,
-                                      c.buf, c.pos)
-            for p in range(n_near):
-                if c.buf[p] <= worst:
-                    j = c.idx[s + c.pos[p]]
-                    if j != c.skip:
-                        heap_push(hd, c.hind, c.k, c.buf[p], j)
-                        worst = hd[0]
-            return
-        leaf_distances(<const floating*> c.Xt, c.idx, s, s + L, q, d, True, c.buf)
-        for p in range(L):
+        n_near = leaf_within(<const floating*> c.Xt, c.idx, s, L, q, d, c.indirect, worst,
+                             c.buf, c.pos)
+        for p in range(n_near):     # only the points within the k-th distance
             if c.buf[p] <= worst:
-                j = c.idx[s + p]
+                j = c.idx[s + c.pos[p]]
                 if j != c.skip:
                     heap_push(hd, c.hind, c.k, c.buf[p], j)
                     worst = hd[0]
