@@ -213,11 +213,34 @@ def test_interpolate_kernel_rounding_float32():
         assert_array_equal(out, (X[base] + steps[:, None] * diffs).astype(np.float32))
 
 
+@pytest.mark.parametrize("n_samples", [1, 255, 256, 257, 2049])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_kernel_any_length_and_thread_count(n_samples, n_threads, dtype):
+    # one contiguous range of samples per thread, resolved a block at a time with the
+    # next block's rows requested ahead: the same values whatever the split
+    rng = np.random.RandomState(n_samples)
+    X = rng.randn(300, 11).astype(dtype)
+    nns = rng.randint(0, 300, (300, 4)).astype(np.intp)
+    drawn = rng.randint(0, nns.size, n_samples).astype(np.intp)
+    steps = rng.uniform(size=n_samples)
+    out = np.full((n_samples + 1, 11), -1, dtype=dtype)
+    no_index = np.empty(0, dtype=np.intp)
+    interpolate(X, drawn, no_index, no_index, nns, steps, np.empty(0), out[:n_samples],
+                n_threads)
+    base, nbr = drawn // 4, nns[drawn // 4, drawn % 4]
+    assert_array_equal(out[:n_samples], (X[base] + steps[:, None] * (X[nbr] - X[base]))
+                       .astype(dtype))
+    assert (out[n_samples] == -1).all()
+
+
+@pytest.mark.parametrize("n_rows", [1, 5, 9001])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offset", [0, 1, 3])
-def test_copy_rows_kernel(dtype, offset):
-    # blocks of rows copied in parallel, into destinations of any alignment
-    X = np.random.RandomState(0).randn(9001, 3).astype(dtype)
+def test_copy_rows_kernel(n_rows, dtype, offset):
+    # blocks of rows copied in parallel with streaming stores, into destinations of any
+    # alignment and of any length (shorter than a cache line too)
+    X = np.random.RandomState(0).randn(n_rows, 3).astype(dtype)
     buf = np.full((X.shape[0] + offset + 1, 3), -1, dtype=dtype)
     copy_rows(X, buf[offset:offset + X.shape[0]], 2)
     assert_array_equal(buf[offset:offset + X.shape[0]], X)
