@@ -190,6 +190,10 @@ class _BruteIndex:
     # within SELF_JOIN_HEAP_BYTES
     SELF_JOIN_MAX_ROWS = 1 << 18
     SELF_JOIN_HEAP_BYTES = 1 << 28
+    # candidates kept per query beyond k for the exact re-ranking (scan and join): the
+    # float32 bound then clears a query unless its k-th and (k + EXTRA)-th distances lie
+    # within the error bound of each other
+    EXTRA_CANDIDATES = 4
     # The 8-bit screen (scan level 3) runs from INT8_MIN_FEATURES features (below, the
     # products are too few for the cheaper multiply-adds to outweigh re-checking the
     # panels that pass) up to INT8_MAX_FEATURES (its 32-bit integer sums cannot
@@ -349,7 +353,7 @@ class _BruteIndex:
             return self.knn(self.X, k, skip, squared, n_threads)
         if self._knn_tree_first(self.X, k, skip, n_threads):
             return self._tree_knn(self.X, k, skip, squared, n_threads)
-        d, kc = self.X.shape[1], min(n, k + 4)
+        d, kc = self.X.shape[1], min(n, k + self.EXTRA_CANDIDATES)
         n_threads = max(1, min(int(n_threads), self.SELF_JOIN_HEAP_BYTES // (16 * n * kc)))
         per_block = _brute.self_block_rows() // self.PANEL   # panels per block
         starts = np.arange(0, self.P.shape[0], per_block)
@@ -408,7 +412,7 @@ class _BruteIndex:
         dist = np.empty((m, k), dtype=np.float64)
         ind = np.empty((m, k), dtype=np.intp)
         unsure = np.zeros(m, dtype=np.uint8)
-        n_candidates = min(self.X.shape[0], k + 4)
+        n_candidates = min(self.X.shape[0], k + self.EXTRA_CANDIDATES)
         with _one_blas_thread():
             queries, slack, level, rows = self._queries(Q, n_threads)
             _brute.query_knn(self.X, Q, *queries, skip, slack, *rows, dist, ind, unsure,
