@@ -379,17 +379,18 @@ def markdown_table(results, config):
         f"{config['rows']:,} rows x {config['features']} features, class weights {config['weights']}, {config['threads']} thread(s), "
         f"median of up to {config['repeats']} runs",
         "",
-        "| sampler / kernel | rows compared | fastimb (s) | incumbent (s) | speed-up |"
+        "| sampler / kernel | rows compared | fastimb (s) | incumbent (s) | speed-up | runs |"
         " fastimb peak (MiB) | incumbent peak (MiB) | agreement | fastimb on all rows (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
         if r.get("status") != "ok":
-            lines.append(f"| {r['sampler']} | — | — | — | — | — | — | {r['status']} | — |")
+            lines.append(f"| {r['sampler']} | — | — | — | — | — | — | — | {r['status']} | — |")
             continue
         lines.append(
             f"| {r['sampler']} | {r['rows']:,} | {_fmt(r['fastimb_s'], '.3f')} | "
             f"{_fmt(r['incumbent_s'], '.3f')} | {_fmt(r['speedup'], '.1f')}x | "
+            f"{len(r['fastimb']['times'])} / {len(r['incumbent']['times'])} | "
             f"{_fmt(r['fastimb'].get('peak_mib'), '.0f')} | "
             f"{_fmt(r['incumbent'].get('peak_mib'), '.0f')} | {r['agreement']} | "
             f"{_fmt(r['fastimb_full_s'], '.3f')} |"
@@ -398,7 +399,11 @@ def markdown_table(results, config):
         lines += ["", "Samplers with fewer rows compared: imbalanced-learn would take too long "
                   "on all rows, so both ran on the same stratified subsample; the last column "
                   "times fastimb on all rows."]
-    lines += ["", "Peak memory: the largest resident set during one fit_resample (or kernel "
+    lines += ["", "Runs: fastimb's / the incumbent's; a measurement stops repeating once its "
+              f"runs add up to more than {_fmt(config.get('budget'), '.0f')} s. Each "
+              "measurement runs in a fresh process, whose first run is usually the slowest "
+              "(new memory, new threads) for both libraries.",
+              "", "Peak memory: the largest resident set during one fit_resample (or kernel "
               "call), above what the process held before it (the data)."]
     kernels = [r["sampler"] for r in results if r["sampler"] in INCUMBENTS]
     if kernels:
@@ -494,7 +499,8 @@ def main(argv=None):
         print("error: the real data sets are binary; use --minority")
         return 2
     config = {"data": args.data, "rows": args.rows, "features": args.features, "weights": weights,
-              "repeats": args.repeats, "dtype": args.dtype, "threads": env["default_threads"]}
+              "repeats": args.repeats, "budget": args.budget, "dtype": args.dtype,
+              "threads": env["default_threads"]}
     print(f"fastimb {env['version']} (OpenMP {'on' if env['openmp'] else 'off'}, "
           f"{env['default_threads']} threads) vs imbalanced-learn {env['imbalanced-learn']}")
     t0 = time.perf_counter()
