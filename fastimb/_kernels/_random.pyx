@@ -42,7 +42,7 @@ cdef inline uint32_t twist(uint32_t a, uint32_t b, uint32_t c) noexcept nogil:
     """The recurrence: the upper bit of ``a`` and the lower bits of ``b``, mixed into
     ``c``."""
     cdef uint32_t y = (a & UPPER) | (b & LOWER)
-    return c ^ (y >> 1) ^ ((y & 1) * MATRIX_A)
+    return c ^ (y >> 1) ^ ((0u - (y & 1)) & MATRIX_A)   # a mask, not a product: SIMD
 
 
 cdef void regenerate(uint32_t* key) noexcept nogil:
@@ -77,16 +77,28 @@ cdef void words_start(Words* w, uint32_t* key, intp_t pos) noexcept nogil:
         w.block[i] = temper(key[i])
 
 
-cdef inline uint32_t next_word(Words* w) noexcept nogil:
-    """The next 32-bit output."""
+cdef inline void refill(Words* w) noexcept nogil:
+    """Start the next block of 624 outputs once the current one is used up."""
     cdef intp_t i
     if w.pos >= N_WORDS:
         regenerate(w.key)
         for i in range(N_WORDS):
             w.block[i] = temper(w.key[i])
         w.pos = 0
+
+
+cdef inline uint32_t next_word(Words* w) noexcept nogil:
+    """The next 32-bit output."""
+    refill(w)
     w.pos += 1
     return w.block[w.pos - 1]
+
+
+cdef inline double unit(uint32_t a, uint32_t b, double high) noexcept nogil:
+    """``high`` times the double in [0, 1) made of two words (first a, then b); the
+    shifted words fit an int32, whose conversion SIMD has."""
+    return 0.0 + high * ((<int32_t> (a >> 5) * 67108864.0 + <int32_t> (b >> 6))
+                         / 9007199254740992.0)
 
 
 cdef inline uint64_t cover_mask(uint64_t v) noexcept nogil:
@@ -116,7 +128,7 @@ def randint(uint32_t[::1] key,       # IN/OUT the 624 state words
     _check_state(key, pos)
     if high < 1:
         raise ValueError("high must be at least 1")
-    cdef intp_t n = out.shape[0], i
+    cdef intp_t n = out.shape[0], i, p
     cdef uint64_t rng = high - 1, mask = cover_mask(high - 1), v
     cdef uint32_t rng32 = <uint32_t> rng, mask32 = <uint32_t> mask, w
     cdef Words src
@@ -129,11 +141,18 @@ def randint(uint32_t[::1] key,       # IN/OUT the 624 state words
             for i in range(n):
                 out[i] = <index_t> next_word(&src)
         elif rng < WORD_MAX:
-            for i in range(n):
-                w = next_word(&src) & mask32
-                while w > rng32:
-                    w = next_word(&src) & mask32
-                out[i] = <index_t> w
+            # a block's words at a time, branch-free: each masked word is written to the
+            # next slot, which moves on only when the word is accepted
+            i = 0
+            while i < n:
+                refill(&src)
+                p = src.pos
+                while p < N_WORDS and i < n:
+                    w = src.block[p] & mask32
+                    p += 1
+                    out[i] = <index_t> w
+                    i += w <= rng32
+                src.pos = p
         else:
             for i in range(n):
                 while True:
@@ -152,15 +171,25 @@ def uniform(uint32_t[::1] key,       # IN/OUT the 624 state words
     """``RandomState.uniform(0.0, high, size=n)`` into ``out``; returns the new
     position."""
     _check_state(key, pos)
-    cdef intp_t n = out.shape[0], i
-    cdef uint32_t a, b
+    cdef intp_t n = out.shape[0], i = 0, j, m
+    cdef uint32_t a
+    cdef const uint32_t* blk
     cdef Words src
     with nogil:
         words_start(&src, &key[0], pos)
-        for i in range(n):
-            a = next_word(&src) >> 5
-            b = next_word(&src) >> 6
-            out[i] = 0.0 + high * ((a * 67108864.0 + b) / 9007199254740992.0)
+        while i < n:
+            refill(&src)
+            m = min((N_WORDS - src.pos) // 2, n - i)
+            if m == 0:           # one word left in the block: the pair straddles two
+                a = next_word(&src)
+                out[i] = unit(a, next_word(&src), high)
+                i += 1
+                continue
+            blk = &src.block[src.pos]
+            for j in range(m):   # the pairs within the block, in SIMD
+                out[i + j] = unit(blk[2 * j], blk[2 * j + 1], high)
+            src.pos += 2 * m
+            i += m
     return src.pos
 
 
