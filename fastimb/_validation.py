@@ -12,6 +12,8 @@ from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _num_samples
 
+from fastimb._kernels import _labels
+
 SAMPLING_TYPES = ("over-sampling", "under-sampling", "clean-sampling", "ensemble", "bypass")
 
 
@@ -52,6 +54,11 @@ def check_sample_weight_nonneg(sample_weight, n_samples, dtype=np.float64):
 # ---------------------------------------------------------------------------------------
 # targets
 # ---------------------------------------------------------------------------------------
+def _compiled(y):
+    """Whether ``_labels.count`` reads y directly (contiguous, native byte order)."""
+    return y.flags.c_contiguous and y.dtype.isnative
+
+
 def _int_range(y):
     """``(lo, hi)`` of a non-empty 1-D integer ndarray whose values span fewer than 2**20
     (labels worth counting by ``bincount``), else None."""
@@ -62,12 +69,20 @@ def _int_range(y):
     return (lo, hi) if hi - lo < 1 << 20 else None
 
 
-def _counts_from(y, lo):
-    """``bincount(y - lo)`` and ``y - lo`` (as intp; y itself when that is already it)."""
+def _label_counts(y, span):
+    """``bincount(y - lo)`` for the labels y of range ``span = (lo, hi)``."""
+    lo, hi = span
+    if _compiled(y):
+        counts = np.zeros(hi - lo + 1, dtype=np.intp)
+        _labels.count(y, lo, counts)
+        return counts
+    return np.bincount(_shifted(y, lo))
+
+
+def _shifted(y, lo):
+    """``y - lo`` as intp (y itself when that is already it)."""
     shifted = y.astype(np.intp, copy=False)
-    if lo:
-        shifted = shifted - lo
-    return np.bincount(shifted), shifted
+    return shifted - lo if lo else shifted
 
 
 def target_type(y):
@@ -78,7 +93,7 @@ def target_type(y):
         return type_of_target(y)
     if span[1] - span[0] <= 1:   # at most two values: no need to count them
         return "binary"
-    return "binary" if np.count_nonzero(_counts_from(y, span[0])[0]) <= 2 else "multiclass"
+    return "binary" if np.count_nonzero(_label_counts(y, span)) <= 2 else "multiclass"
 
 
 def check_classification_target(y):
@@ -124,10 +139,9 @@ def encode_labels(y):
     y = np.asarray(y)
     span = _int_range(y)
     if span is not None:
-        counts, shifted = _counts_from(y, span[0])
-        present = counts > 0
+        present = _label_counts(y, span) > 0
         labels = (np.flatnonzero(present) + span[0]).astype(y.dtype)
-        return labels, (np.cumsum(present) - 1)[shifted]
+        return labels, (np.cumsum(present) - 1)[_shifted(y, span[0])]
     return np.unique(y, return_inverse=True)
 
 
@@ -148,7 +162,7 @@ def class_counts(y):
     if span is None:
         labels, counts = np.unique(y, return_counts=True)
     else:
-        counts = _counts_from(y, span[0])[0]
+        counts = _label_counts(y, span)
         present = np.flatnonzero(counts)
         labels = (present + span[0]).astype(y.dtype)
         counts = counts[present]

@@ -227,23 +227,31 @@ def test_row_buffers_reused_only_when_nothing_keeps_the_rows():
     assert_array_equal(buffers.apply(X.tolist(), np.array([1]), "k", np.asarray), X[[1]])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(values=st.lists(st.integers(-3, 6), min_size=1, max_size=40),
        dtype=st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint32"]),
-       spread=st.sampled_from([1, 1 << 21]))
-def test_target_type_and_class_counts_match_numpy_and_sklearn(values, dtype, spread):
+       spread=st.sampled_from([1, 1000, 1 << 21]),
+       layout=st.sampled_from(["contiguous", "strided", "byteswapped"]))
+def test_target_type_and_class_counts_match_numpy_and_sklearn(values, dtype, spread, layout):
     # the counting fast path for integer labels gives type_of_target's answer and
-    # np.unique's classes and counts (same key and value types); wide ranges fall back
+    # np.unique's classes, counts (same key and value types) and inverse, for a few bins
+    # (four histograms), many (one) and any memory layout; wide ranges fall back
     from sklearn.utils.multiclass import type_of_target
 
-    from fastimb._validation import class_counts, target_type
+    from fastimb._validation import class_counts, encode_labels, target_type
 
     y = np.abs(np.asarray(values, dtype=np.int64)) if dtype.startswith("u") else \
         np.asarray(values, dtype=np.int64)
     if spread > 1 and np.dtype(dtype).itemsize >= 4:
         y = y * spread
     y = y.astype(dtype)
+    if layout == "strided":
+        y = np.repeat(y, 2)[::2]
+    elif layout == "byteswapped":
+        y = y.astype(y.dtype.newbyteorder())
     assert target_type(y) == type_of_target(y)
+    codes = encode_labels(y)[1]
+    assert np.array_equal(codes, np.unique(y, return_inverse=True)[1])
     labels, counts = np.unique(y, return_counts=True)
     ours = class_counts(y)
     assert list(ours) == list(labels) and list(ours.values()) == list(counts)
