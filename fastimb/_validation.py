@@ -8,11 +8,12 @@ from numbers import Real
 
 import numpy as np
 from scipy import sparse
-from sklearn.utils import check_array, column_or_1d
+from sklearn.utils import assert_all_finite, check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _num_samples
 
-from fastimb._kernels import _labels
+from fastimb._kernels import _checks
+from fastimb._kernels._openmp_helpers import effective_n_threads
 
 SAMPLING_TYPES = ("over-sampling", "under-sampling", "clean-sampling", "ensemble", "bypass")
 
@@ -55,7 +56,7 @@ def check_sample_weight_nonneg(sample_weight, n_samples, dtype=np.float64):
 # targets
 # ---------------------------------------------------------------------------------------
 def _compiled(y):
-    """Whether ``_labels.count`` reads y directly (contiguous, native byte order)."""
+    """Whether ``_checks.count`` reads y directly (contiguous, native byte order)."""
     return y.flags.c_contiguous and y.dtype.isnative
 
 
@@ -74,7 +75,7 @@ def _label_counts(y, span):
     lo, hi = span
     if _compiled(y):
         counts = np.zeros(hi - lo + 1, dtype=np.intp)
-        _labels.count(y, lo, counts)
+        _checks.count(y, lo, counts)
         return counts
     return np.bincount(_shifted(y, lo))
 
@@ -118,6 +119,18 @@ def check_target_type(y, indicate_one_vs_all=False):
     else:
         y = column_or_1d(y)
     return (y, type_y == "multilabel-indicator") if indicate_one_vs_all else y
+
+
+def check_all_finite(X, estimator_name):
+    """scikit-learn's check that X (validated: an ndarray or a sparse matrix) has no NaN or
+    infinity, with its error message; float32/float64 values in one block of memory are
+    tested by a parallel kernel first (scikit-learn sums them on one thread)."""
+    data = X.data if sparse.issparse(X) else X
+    if data.dtype in (np.float32, np.float64) and data.dtype.isnative:
+        flat = data.ravel(order="K")
+        if flat.flags.c_contiguous and _checks.all_finite(flat, effective_n_threads(None)):
+            return
+    assert_all_finite(X, allow_nan=False, estimator_name=estimator_name, input_name="X")
 
 
 def check_X_any(X):

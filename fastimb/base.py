@@ -25,8 +25,9 @@ from sklearn.utils.validation import (_num_samples, check_consistent_length, col
                                       has_fit_parameter, validate_data)
 
 from fastimb._rows import RowBuffers, gather_rows
-from fastimb._validation import (check_classification_target, check_sample_weight_nonneg,
-                                 check_sampling_strategy, check_target_type, check_X_any)
+from fastimb._validation import (check_all_finite, check_classification_target,
+                                 check_sample_weight_nonneg, check_sampling_strategy,
+                                 check_target_type, check_X_any)
 
 __all__ = [
     "BaseSampler",
@@ -139,7 +140,8 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator, metaclass=ABCMeta):
         """Validate ``X`` and ``y`` and set ``n_features_in_`` / ``feature_names_in_``."""
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         X, y = validate_data(self, X=X, y=y, reset=True,
-                             accept_sparse=list(self._accept_sparse))
+                             accept_sparse=list(self._accept_sparse), ensure_all_finite=False)
+        check_all_finite(X, type(self).__name__)
         return X, y, binarize_y
 
     def _check_X_y_loose(self, X, y):

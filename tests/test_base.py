@@ -257,3 +257,21 @@ def test_target_type_and_class_counts_match_numpy_and_sklearn(values, dtype, spr
     assert list(ours) == list(labels) and list(ours.values()) == list(counts)
     assert {type(k) for k in ours} == {type(k) for k in labels}
     assert {type(v) for v in ours.values()} == {type(v) for v in counts}
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.sampled_from([0, 1, 7, (1 << 16) - 1, 1 << 16, (1 << 16) + 3, 200_003]),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       bad=st.sampled_from([None, np.nan, np.inf, -np.inf, "max", "tiny", "-0"]),
+       where=st.floats(0, 1), threads=st.sampled_from([1, 2, 3]))
+def test_finiteness_kernel_matches_numpy(n, dtype, bad, where, threads):
+    # the exponent-bits test agrees with np.isfinite, in any block and on any thread count
+    # (the largest finite value, subnormals and -0.0 are finite)
+    from fastimb._kernels._checks import all_finite
+
+    x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+    if n and bad is not None:
+        info = np.finfo(dtype)
+        x[min(n - 1, int(where * n))] = {"max": info.max, "tiny": info.smallest_subnormal,
+                                         "-0": -0.0}.get(bad, bad)
+    assert all_finite(x, threads) == bool(np.isfinite(x).all())
