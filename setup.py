@@ -78,6 +78,11 @@ def openmp_works(compiler, cflags, lflags):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:   # the kernels compile independently: one per core
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         cflags, lflags = openmp_flags(self.compiler)
         if not env_flag("FASTIMB_NO_OPENMP") and openmp_works(self.compiler, cflags, lflags):
@@ -128,7 +133,7 @@ setup(
         kernel_extensions(),
         compiler_directives=DIRECTIVES,
         annotate=env_flag("FASTIMB_CYTHON_ANNOTATE"),
-        nthreads=int(os.environ.get("FASTIMB_CYTHONIZE_JOBS", "0")),
+        nthreads=int(os.environ.get("FASTIMB_CYTHONIZE_JOBS", os.cpu_count() or 1)),
     ),
     cmdclass={"build_ext": BuildExt},
 )
