@@ -7,7 +7,9 @@ Build switches (environment variables, read only here):
 * ``FASTIMB_CYTHON_DEBUG=1``    compile kernels with ``boundscheck`` on;
 * ``FASTIMB_CYTHON_ANNOTATE=1`` write Cython's HTML annotation next to each ``.pyx``;
 * ``FASTIMB_BUILD_ONLY=a,b``    development only: build just these kernel modules
-  (e.g. ``_kdtree,_brute``) so one kernel can be rebuilt while another is being edited.
+  (e.g. ``_kdtree,_brute``) so one kernel can be rebuilt while another is being edited;
+* ``FASTIMB_OPT=-O1``           testing only: the optimisation flag instead of ``-O3``
+  (GCC/Clang), for builds that check what is linked rather than how fast it runs.
 """
 import glob
 import os
@@ -97,7 +99,7 @@ class BuildExt(build_ext):
             opt = ["/O2", "/fp:precise"]
         else:
             # no FMA contraction: interpolation must round exactly as NumPy does
-            opt = ["-O3", "-ffp-contract=off"]
+            opt = [os.environ.get("FASTIMB_OPT") or "-O3", "-ffp-contract=off"]
         for ext in self.extensions:
             ext.extra_compile_args = opt + cflags + list(ext.extra_compile_args)
             ext.extra_link_args = lflags + list(ext.extra_link_args)
