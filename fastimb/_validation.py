@@ -126,9 +126,10 @@ def check_all_finite(X, estimator_name):
     infinity, with its error message; float32/float64 values in one block of memory are
     tested by a parallel kernel first (scikit-learn sums them on one thread)."""
     data = X.data if sparse.issparse(X) else X
-    if data.dtype in (np.float32, np.float64) and data.dtype.isnative:
-        flat = data.ravel(order="K")
-        if flat.flags.c_contiguous and _checks.all_finite(flat, effective_n_threads(None)):
+    if (data.dtype in (np.float32, np.float64) and data.dtype.isnative
+            and (data.flags.c_contiguous or data.flags.f_contiguous)):
+        # one block of memory: ravel in memory order is a view, not a copy
+        if _checks.all_finite(data.ravel(order="K"), effective_n_threads(None)):
             return
     assert_all_finite(X, allow_nan=False, estimator_name=estimator_name, input_name="X")
 

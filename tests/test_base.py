@@ -275,3 +275,32 @@ def test_finiteness_kernel_matches_numpy(n, dtype, bad, where, threads):
         x[min(n - 1, int(where * n))] = {"max": info.max, "tiny": info.smallest_subnormal,
                                          "-0": -0.0}.get(bad, bad)
     assert all_finite(x, threads) == bool(np.isfinite(x).all())
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "float32", "csr", "csc"])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf])
+def test_finiteness_check_is_sklearns_in_every_layout(layout, bad):
+    # the compiled test where X is one block of memory, scikit-learn's elsewhere; the
+    # same message either way
+    from scipy import sparse
+    from sklearn.utils import check_array
+
+    from fastimb._validation import check_all_finite
+
+    X = np.random.default_rng(0).standard_normal((40, 6))
+    if bad is not None:
+        X[7, 3] = bad
+    X = {"C": X, "F": np.asfortranarray(X), "strided": X[:, ::2] if bad is None else X[:, 1::2],
+         "float32": X.astype(np.float32), "csr": sparse.csr_matrix(X),
+         "csc": sparse.csc_matrix(X)}[layout]
+    try:
+        check_array(X, accept_sparse=["csr", "csc"], estimator="SMOTE", input_name="X")
+        expected = None
+    except ValueError as exc:
+        expected = str(exc)
+    if expected is None:
+        check_all_finite(X, "SMOTE")
+    else:
+        with pytest.raises(ValueError) as info:
+            check_all_finite(X, "SMOTE")
+        assert str(info.value) == expected
