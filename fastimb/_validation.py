@@ -26,8 +26,10 @@ def check_float_X(X, *, name="X", copy=False):
 
     Other dtypes are converted to float64. Read-only input is accepted without a copy.
     """
-    return check_array(X, dtype=[np.float64, np.float32], order="C", copy=copy,
-                       input_name=name)
+    X = check_array(X, dtype=[np.float64, np.float32], order="C", copy=copy,
+                    input_name=name, ensure_all_finite=False)
+    check_all_finite(X, None, input_name=name)
+    return X
 
 
 def as_index_array(indices, upper, *, name="indices"):
@@ -121,7 +123,7 @@ def check_target_type(y, indicate_one_vs_all=False):
     return (y, type_y == "multilabel-indicator") if indicate_one_vs_all else y
 
 
-def check_all_finite(X, estimator_name):
+def check_all_finite(X, estimator_name, input_name="X"):
     """scikit-learn's check that X (validated: an ndarray or a sparse matrix) has no NaN or
     infinity, with its error message; float32/float64 values in one block of memory are
     tested by a parallel kernel first (scikit-learn sums them on one thread)."""
@@ -131,7 +133,8 @@ def check_all_finite(X, estimator_name):
         # one block of memory: ravel in memory order is a view, not a copy
         if _checks.all_finite(data.ravel(order="K"), effective_n_threads(None)):
             return
-    assert_all_finite(X, allow_nan=False, estimator_name=estimator_name, input_name="X")
+    assert_all_finite(X, allow_nan=False, estimator_name=estimator_name,
+                      input_name=input_name)
 
 
 def check_X_any(X):
