@@ -205,6 +205,12 @@ class _BruteIndex:
     INT8_MAX_NORM = 1e15
     INT8_MIN_QUERIES = 1024
     INT8_CLIP_RMS = 4.0
+    # The self-join's 16-bit screen (AVX2 vpmaddwd: twice float32's multiply-adds per
+    # instruction) from SCREEN16_MIN_FEATURES features (below, its per-pair tests cost
+    # about what it saves), for norms below INT8_MAX_NORM. Its integer sums cannot
+    # overflow: |xq| and |qq| are at most SCREEN16_SUM_MAX / (2 ceil(d/2)), square-rooted
+    SCREEN16_MIN_FEATURES = 8
+    SCREEN16_SUM_MAX = 2 ** 31 - 1
 
     def __init__(self, X, leaf_size, n_threads):
         n, d = X.shape
@@ -273,6 +279,26 @@ class _BruteIndex:
             _brute.quantize_rows(self.P, steps, U, R, n_threads)
             self._screen_rows = (U, R, steps)
         return self._screen_rows
+
+    def _screen16(self, n_threads):
+        """``(U, Q, R, per_row)``: the self-join's 16-bit screen of the rows (see
+        ``_brute.quantize16``), steps a_j = max|x_j| / q_max; empty arrays where it does
+        not pay or its float32 tests could overflow."""
+        n, d = self.X.shape
+        n_panels, d2 = self.P.shape[0], (d + 1) // 2
+        if d < self.SCREEN16_MIN_FEATURES or self.max_norm >= self.INT8_MAX_NORM:
+            return (np.empty((0, d2, self.PANEL), dtype=np.uint32),
+                    np.empty((0, d2), dtype=np.uint32), np.empty((0, 2), dtype=np.float32),
+                    np.empty((5, 0), dtype=np.float32))
+        q_max = float(min(32767, int(np.sqrt(self.SCREEN16_SUM_MAX / (2 * d2)))))
+        absmax = _brute.panel_moments(self.P, n_threads)[0]
+        U = np.empty((n_panels, d2, self.PANEL), dtype=np.uint32)
+        Q = np.empty((n, d2), dtype=np.uint32)
+        R = np.empty((n_panels, 2), dtype=np.float32)
+        per_row = np.zeros((5, n + 8), dtype=np.float32)
+        _brute.quantize16(self.P, self.xh, absmax / q_max, q_max, self.max_norm, U, Q, R,
+                          per_row, n_threads)
+        return U, Q, R, per_row
 
     def _tree_index(self, n_threads):
         """A KD-tree over the rows, built on first need: for near neighbours (few leaves
@@ -368,7 +394,7 @@ class _BruteIndex:
         slack = self._slack(np.sqrt(self.norms), d)
         hd = np.full((n_threads, n, kc), np.inf)
         hind = np.full((n_threads, n, kc), np.iinfo(np.intp).max, dtype=np.intp)
-        thr = np.full(self.xh.shape[0], -np.inf, dtype=np.float32)
+        thr = np.full(self.xh.shape[0] + 8, -np.inf, dtype=np.float32)
         thr[:n] = np.inf
         seed = np.full(n, np.inf)
         dist = np.empty((n, k), dtype=np.float64)
@@ -377,8 +403,9 @@ class _BruteIndex:
         _brute.self_knn(self.X, self.P, self.xh, self.norms, self.perm, slack,
                         blo.astype(np.float64), bhi.astype(np.float64),
                         np.ascontiguousarray(blo), np.ascontiguousarray(bhi),
-                        pair_i.astype(np.intp), pair_j.astype(np.intp), hd, hind, thr, seed,
-                        dist, ind, unsure, squared, n_threads)
+                        pair_i.astype(np.intp), pair_j.astype(np.intp), hd, hind, thr,
+                        *self._screen16(n_threads), seed, dist, ind, unsure, squared,
+                        n_threads)
         del hd, hind, thr
         redo = np.flatnonzero(unsure)
         if redo.size:

@@ -241,6 +241,40 @@ def test_brute_self_join_on_clustered_data(monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("case", ["gaussian", "narrow", "float32", "anisotropic", "scales",
+                                  "duplicates", "constant", "odd_features"])
+def test_self_join_screen_changes_nothing(monkeypatch, case):
+    # the self-join's 16-bit screen only leaves out (row, panel) pairs whose float32 test
+    # fails: with and without it, the same neighbours and distances, bit for bit
+    rng = np.random.RandomState(3)
+    X = {"gaussian": lambda: rng.standard_normal((3000, 20)),
+         "narrow": lambda: rng.standard_normal((2500, 8)),
+         "float32": lambda: rng.standard_normal((2600, 33)).astype(np.float32),
+         "anisotropic": lambda: rng.standard_normal((3000, 24)) * np.logspace(-3, 3, 24) + 1e3,
+         "scales": lambda: rng.standard_normal((2000, 12)) * 1e-12,
+         "duplicates": lambda: np.repeat(rng.standard_normal((600, 12)), 4, axis=0),
+         "constant": lambda: np.hstack([rng.standard_normal((2000, 10)), np.ones((2000, 6))]),
+         "odd_features": lambda: rng.standard_normal((2100, 17)) * 1e6,
+         }[case]()
+    index = fastimb.neighbors._BruteIndex
+    results, calls = [], []
+    join = _brute.self_knn
+    monkeypatch.setattr(_brute, "self_knn", lambda *a: calls.append(1) or join(*a))
+    for min_features in (index.SCREEN16_MIN_FEATURES, 10**9):
+        monkeypatch.setattr(index, "SCREEN16_MIN_FEATURES", min_features)
+        nn = NearestNeighbors(n_neighbors=7, algorithm="brute").fit(X)
+        if nn._fitted_index().level == 0:
+            pytest.skip("the self-join needs the fused scan (AVX2+FMA)")
+        if min_features < 10**9:
+            assert nn._fitted_index()._screen16(1)[0].shape[0] > 0
+        results.append(nn._fitted_index().self_knn(7, True, 2))
+    assert len(calls) == 2
+    assert_array_equal(results[0][1], results[1][1])
+    assert_array_equal(results[0][0], results[1][0])
+    if case not in ("duplicates", "constant"):
+        assert_array_equal(results[0][1], SkNN(n_neighbors=7).fit(X).kneighbors(X)[1])
+
+
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
 def test_readonly_fortran_and_offset_input(algorithm):
     X = np.asfortranarray(_tie_free(500, 5, 4) + 1e4)   # far from the origin

@@ -55,8 +55,19 @@ cdef extern from "_panel_scan.h" nogil:
     int fastimb_scan_level()
     float fastimb_load_f(const float* p)
     void fastimb_store_f(float* p, float v)
+    ctypedef struct fastimb_screen16:
+        const unsigned* U
+        const unsigned* Q
+        const float* qscale
+        const float* qa
+        const float* qb
+        const float* qm
+        const float* xh
+        const float* R
+        int d2
     intp_t fastimb_sym_scan(const float* P, const float* xh, intp_t pj, int d, intp_t i0,
-                            intp_t ni, const float* thr, int both, fastimb_hit* hits)
+                            intp_t ni, const float* thr, int both,
+                            const fastimb_screen16* s, intp_t* rows, fastimb_hit* hits)
     int fastimb_lowest_bit(unsigned m)
     intp_t fastimb_select(int level, const float* qt, intp_t ldq, int nq, int d,
                           const float* lo, const float* hi, const float* lim_f, intp_t* sel)
@@ -191,6 +202,100 @@ def quantize_rows(const float[:, :, ::1] P,       # IN  (n_panels, d, 16) panels
             q_max = max(q_max, qq)
         R[p, 0] = <float> (sqrt(r_max) * (1.0 + 1e-6))
         R[p, 1] = <float> (sqrt(q_max) * (1.0 + 1e-6))
+
+
+cdef inline long round_clipped(double x, double lim) noexcept nogil:
+    """x clipped to [-lim, lim] (lim an integer) and rounded to the nearest integer,
+    floor(x + 1/2), without a branch (the signs are random)."""
+    cdef double y = max(-lim, min(lim, x)) + 0.5
+    cdef long r = <long> y
+    return r - (y < r)
+
+
+def quantize16(const float[:, :, ::1] P,      # IN  (n_panels, d, 16) panels
+               const float[::1] xh,             # IN  (16 n_panels,) their half squared norms
+               const double[::1] steps,         # IN  (d,) steps a_j (0: a zero column)
+               double q_max,                    # IN  the largest |xq_j| and |qq_j|
+               double x_len,                    # IN  the rows' largest norm
+               unsigned[:, :, ::1] U,           # OUT (n_panels, ceil(d/2), 16)
+               unsigned[:, ::1] Q,              # OUT (n, ceil(d/2)) the first n rows
+               float[:, ::1] R,                 # OUT (n_panels, 2)
+               float[:, ::1] per_row,           # OUT (5, n + 8): c, qa, qb, qm, xh
+               int n_threads):
+    """The self-join's 16-bit screen (layout and bound in ``_panel_scan.h``): each row
+    quantised per coordinate, xq_j = round(x_j / a_j), and as a query, qq_j = round(x_j a_j
+    / c) with c = max_j |x_j a_j| / q_max (a float32); per panel the largest residual
+    norm |x - a xq| and quantised norm |xq| of its rows (both rounded up, with room for
+    the double rounding of the residuals); per row c, qa = |x| and qb = |x a - c qq|
+    rounded up, the rounding margin qm = (d + 32) 2^-21 (x_len^2 + |x| x_len) (many times
+    the float32 roundings of t, of the second test and of the screen, each of at most
+    2^-24 of a magnitude below 4 (x_len^2 + |x| x_len)), and xh. q_max^2 times 2 ceil(d/2)
+    must fit in 32 bits (no product sum overflows)."""
+    cdef intp_t n_panels = P.shape[0], d = P.shape[1], d2 = U.shape[1], n = Q.shape[0]
+    cdef intp_t p, l, j, x
+    cdef long xq, qq
+    cdef unsigned word
+    cdef double v, t, rr, xx, qsq, res, r_max, q_max_seen, c, ee, e2, qn2, q_len, inv_c
+    cdef float cf
+    # any integers give an exact identity (the residuals are measured): reciprocals do
+    inv_steps = np.zeros(d)
+    np.divide(1.0, steps, out=inv_steps, where=np.asarray(steps) > 0)
+    cdef const double[::1] inv = inv_steps
+    for p in prange(n_panels, nogil=True, num_threads=n_threads, schedule="static"):
+        r_max = 0.0
+        q_max_seen = 0.0
+        for l in range(PANEL):
+            x = p * PANEL + l
+            rr = 0.0
+            xx = 0.0
+            qsq = 0.0
+            for j in range(2 * d2):
+                xq = 0
+                if j < d:
+                    v = P[p, j, l]
+                    if steps[j] > 0:
+                        xq = round_clipped(v * inv[j], q_max)
+                    res = v - steps[j] * xq
+                    rr = rr + res * res
+                    xx = xx + v * v
+                    qsq = qsq + <double> (xq * xq)
+                if j % 2 == 0:
+                    word = <unsigned> (xq & 0xFFFF)
+                else:
+                    U[p, j // 2, l] = word | (<unsigned> (xq & 0xFFFF) << 16)
+            r_max = max(r_max, sqrt(rr) * (1.0 + 1e-6) + 1e-12 * sqrt(xx))
+            q_max_seen = max(q_max_seen, qsq)
+            if x < n:
+                c = 0.0
+                for j in range(d):
+                    c = max(c, fabs(P[p, j, l]) * steps[j])
+                cf = <float> (c / q_max)
+                inv_c = 1.0 / cf if cf > 0 else 0.0
+                e2 = 0.0
+                qn2 = 0.0
+                for j in range(2 * d2):
+                    qq = 0
+                    if j < d:
+                        v = P[p, j, l]
+                        t = v * steps[j]
+                        if cf > 0:
+                            qq = round_clipped(t * inv_c, q_max)
+                        ee = t - <double> cf * qq
+                        e2 = e2 + ee * ee
+                        qn2 = qn2 + v * v
+                    if j % 2 == 0:
+                        word = <unsigned> (qq & 0xFFFF)
+                    else:
+                        Q[x, j // 2] = word | (<unsigned> (qq & 0xFFFF) << 16)
+                q_len = sqrt(qn2)
+                per_row[0, x] = cf
+                per_row[1, x] = <float> (q_len * (1.0 + 1e-5))
+                per_row[2, x] = <float> (sqrt(e2) * (1.0 + 1e-5) + 1e-12 * c * q_max)
+                per_row[3, x] = <float> ((d + 32) * 2.0 ** -21 *
+                                         (x_len * x_len + q_len * x_len) + 1e-30)
+                per_row[4, x] = xh[x]
+        R[p, 0] = <float> (r_max * (1.0 + 1e-6))
+        R[p, 1] = <float> (sqrt(q_max_seen) * (1.0 + 1e-6))
 
 
 cdef inline float scan_threshold(double v, double scale) noexcept nogil:
@@ -854,6 +959,7 @@ cdef struct Join:
     const double* bhi_d
     const float* blo
     const float* bhi
+    const fastimb_screen16* screen   # the 16-bit screen, or NULL
 
 
 cdef inline double cap(const Join* s, const double* hd, intp_t x) noexcept nogil:
@@ -891,9 +997,10 @@ cdef double block_top(const Join* s, const double* hd, intp_t x0, intp_t nx) noe
 
 
 cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hind,
-                    float* thr, fastimb_hit* hits) noexcept nogil:
+                    float* thr, intp_t* rows, fastimb_hit* hits) noexcept nogil:
     """Tile (bi, bj), bi <= bj, into this thread's heaps (hd, hind) and the thresholds,
-    a panel of block bj at a time (fastimb_sym_scan)."""
+    a panel of block bj at a time (fastimb_sym_scan; ``rows`` is its room for the rows
+    the screen keeps)."""
     cdef intp_t d = s.d, i0 = bi * SELF_BLOCK, j0 = bj * SELF_BLOCK, ni, nj, pj, h, nh, i, j
     cdef unsigned mask
     cdef int l
@@ -907,7 +1014,8 @@ cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hin
                                   block_top(s, hd, i0, ni), block_top(s, hd, j0, nj)):
         return
     for pj in range(j0 // PANEL, (j0 + nj + PANEL - 1) // PANEL):
-        nh = fastimb_sym_scan(s.P, s.xh, pj, <int> d, i0, ni, thr, both, hits)
+        nh = fastimb_sym_scan(s.P, s.xh, pj, <int> d, i0, ni, thr, both, s.screen, rows,
+                              hits)
         for h in range(nh):
             hit = &hits[h]
             i = hit.qi
@@ -948,8 +1056,12 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
              const intp_t[::1] pair_j,        #     n_blocks diagonal ones first
              double[:, :, ::1] hd,            # WORK (T, n, kc) per-thread candidate heaps
              intp_t[:, :, ::1] hind,          #     (scan positions), (+inf, INTP_MAX)
-             float[::1] thr,                  # WORK (16 n_panels,) thresholds on t: +inf,
-                                              #     -inf for the padding
+             float[::1] thr,                  # WORK (16 n_panels + 8,) thresholds on t:
+                                              #     +inf, -inf for the padding
+             const unsigned[:, :, ::1] U,     # IN  the 16-bit screen (see quantize16), or
+             const unsigned[:, ::1] Q,        #     empty arrays for none
+             const float[:, ::1] R,
+             const float[:, ::1] per_row,
              double[::1] seed,                # WORK (n,) +inf
              double[:, ::1] out_dist,         # OUT (n, k) by rows of X
              intp_t[:, ::1] out_ind,          # OUT (n, k)
@@ -974,13 +1086,18 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
     beyond every row's limit plus twice its error bound on both sides. At the end, each
     row's heaps are merged into its best kc candidates overall (each pair was offered to
     one heap once), and their exact distances decide the final k as in query_knn, with
-    the same test on the bound: every pair left out is beyond the merged worst candidate."""
+    the same test on the bound: every pair left out is beyond the merged worst candidate.
+    With the 16-bit screen (``U`` not empty), each panel's rows are first compared in
+    integers and only those it cannot rule out are computed in float32: the same hits
+    (see fastimb_sym_scan)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], k = out_ind.shape[1], kc = hd.shape[2]
     cdef intp_t n_pairs = pair_i.shape[0], T = hd.shape[0], n_diag = blo.shape[0]
     cdef intp_t pp, x, qi, jj, c, t, tid
     cdef double lim
     cdef Join s
     cdef fastimb_hit* hits = NULL
+    cdef intp_t* rows = NULL
+    cdef fastimb_screen16 screen
     cdef double* mh = NULL
     cdef intp_t* mi = NULL
     cdef double* fd = NULL
@@ -1001,19 +1118,33 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
     s.bhi_d = &bhi_d[0, 0]
     s.blo = &blo[0, 0]
     s.bhi = &bhi[0, 0]
+    s.screen = NULL
+    if U.shape[0] > 0:
+        screen.U = &U[0, 0, 0]
+        screen.Q = &Q[0, 0]
+        screen.qscale = &per_row[0, 0]
+        screen.qa = &per_row[1, 0]
+        screen.qb = &per_row[2, 0]
+        screen.qm = &per_row[3, 0]
+        screen.xh = &per_row[4, 0]
+        screen.R = &R[0, 0]
+        screen.d2 = <int> U.shape[1]
+        s.screen = &screen
     with nogil, parallel(num_threads=min(n_threads, <int> T)):
         tid = threadid()
         hits = <fastimb_hit*> malloc(SELF_BLOCK * sizeof(fastimb_hit))
+        rows = <intp_t*> malloc(SELF_BLOCK * sizeof(intp_t))
         mh = <double*> malloc(kc * sizeof(double))
         mi = <intp_t*> malloc(kc * sizeof(intp_t))
         fd = <double*> malloc(k * sizeof(double))
         find_ = <intp_t*> malloc(k * sizeof(intp_t))
-        if hits == NULL or mh == NULL or mi == NULL or fd == NULL or find_ == NULL:
+        if hits == NULL or rows == NULL or mh == NULL or mi == NULL or fd == NULL or \
+                find_ == NULL:
             p_failed[0] = 1
         else:
             for pp in prange(n_diag, schedule="dynamic"):       # the diagonal tiles
                 join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
-                          &thr[0], hits)
+                          &thr[0], rows, hits)
             for x in prange(n, schedule="static"):              # the seeds
                 lim = INFINITY
                 for t in range(T):
@@ -1022,7 +1153,7 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
                 thr[x] = scan_threshold(0.5 * (lim - norms[x]), fabs(lim) + norms[x])
             for pp in prange(n_diag, n_pairs, schedule="dynamic"):   # the others
                 join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
-                          &thr[0], hits)
+                          &thr[0], rows, hits)
             for x in prange(n, schedule="static"):
                 # the row's candidates over all threads, then their exact distances
                 heap_init(mh, mi, kc)
@@ -1038,6 +1169,7 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
                                      fd, find_, k, squared, &out_dist[qi, 0],
                                      &out_ind[qi, 0])
         free(hits)
+        free(rows)
         free(mh)
         free(mi)
         free(fd)

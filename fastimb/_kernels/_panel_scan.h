@@ -90,10 +90,28 @@ static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t 
     return nh;
 }
 
+/* Fully unrolls a tile's loop over its queries (their accumulators then stay in
+   registers; GCC keeps an array indexed in a loop it did not unroll in memory). */
+#if defined(__clang__)
+#define FASTIMB_UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define FASTIMB_UNROLL _Pragma("GCC unroll 8")
+#else
+#define FASTIMB_UNROLL
+#endif
+
 /* Rows [start, stop) six at a time, then the rest in one call: ``nh = TILE(T)`` for tiles of
    T rows starting at row ``i`` (T a constant in each call, so each is specialised). */
 #define FASTIMB_BY_SIX(i, start, stop, nh, TILE)                                       \
     for (i = (start); i + 6 <= (stop); i += 6) nh = TILE(6);                           \
+    FASTIMB_REST(i, stop, nh, TILE)
+
+/* The same, five at a time. */
+#define FASTIMB_BY_FIVE(i, start, stop, nh, TILE)                                      \
+    for (i = (start); i + 5 <= (stop); i += 5) nh = TILE(5);                           \
+    FASTIMB_REST(i, stop, nh, TILE)
+
+#define FASTIMB_REST(i, stop, nh, TILE)                                                \
     switch ((stop) - i) {                                                              \
         case 5: nh = TILE(5); break;                                                   \
         case 4: nh = TILE(4); break;                                                   \
@@ -396,15 +414,43 @@ static inline void fastimb_store_f(float* p, float v) {
 #endif
 }
 
-/* The symmetric self-join's scan (AVX2+FMA): rows [i0, i0 + ni) of the panels (the
- * queries, read from their own panels) against panel pj, six at a time. Per pair, t =
- * xh_j - <x_i, x_j> (row i's test, t <= thr[i], mask bits 0-15) and, with ``both``, t' =
- * (xh_i - xh_j) + t (row j's test, t' <= thr[j], bits 16-31); a query with some bit set
- * is recorded with its 16 values of t. ``thr`` covers the panels' padding rows. */
+/* The self-join's 16-bit screen. The rows are quantised per coordinate, x_j ~ a_j xq_j,
+ * and, as queries, against the same steps: x_j a_j ~ c (qq_j + e_j) with one scale c per
+ * row; xq and qq are 16-bit integers small enough that a pair's whole sum S = sum_j qq_j
+ * xq_j fits in 32 bits (the caller's choice), summed by vpmaddwd, sixteen multiply-adds
+ * per instruction, twice float32's. For rows i (as a query) and j,
+ * <x_i, x_j> = c_i S + c_i e_i.xq_j + x_i.(x_j - a xq_j), so the error of c_i S is at most
+ * E = qa_i R[2p] + qb_i R[2p + 1] with qa_i = |x_i|, qb_i = c_i |e_i| and R the largest
+ * residual norm |x_j - a xq_j| and quantised norm |xq_j| of panel p; qm_i bounds the
+ * rounding of the float32 t, of the second test's arithmetic and of the screen's own. A
+ * query is screened out of panel p only when both of its tests fail by more than that:
+ * xh_j - c_i S > thr_i + E + qm_i for every row j of the panel (row i's test) and, with
+ * ``both``, xh_i - c_i S > thr_j + E + qm_i (row j's). Its float32 t could not have
+ * passed either, so the queries left are recomputed in float32 by fastimb_sym_tile and
+ * give exactly its hits, in the same order. */
+typedef struct {            /* the per-row arrays are padded to n + 8 (read 8 at a time) */
+    const unsigned* U;      /* (n_panels, d2, 16): U[(p d2 + jj) 16 + l] packs
+                               xq_{2jj} (low half) and xq_{2jj+1} of row 16p + l */
+    const unsigned* Q;      /* (n, d2): qq of each row, packed the same way */
+    const float* qscale;    /* (n,) c */
+    const float* qa;        /* (n,) |x| rounded up */
+    const float* qb;        /* (n,) c |e| rounded up */
+    const float* qm;        /* (n,) the rounding margin */
+    const float* xh;        /* (n,) xh of the rows */
+    const float* R;         /* (n_panels, 2) */
+    int d2;                 /* ceil(d / 2) */
+} fastimb_screen16;
+
+/* The symmetric self-join's scan (AVX2+FMA): rows of the panels (the queries, read from
+ * their own panels) against panel pj, six at a time. Per pair, t = xh_j - <x_i, x_j> (row
+ * i's test, t <= thr[i], mask bits 0-15) and, with ``both``, t' = (xh_i - xh_j) + t (row
+ * j's test, t' <= thr[j], bits 16-31); a query with some bit set is recorded with its 16
+ * values of t. ``thr`` covers the panels' padding rows. The T queries of a tile are the
+ * positions rows[0..T). */
 #ifdef FASTIMB_HAVE_SIMD_SCAN
 __attribute__((always_inline, target("avx2,fma")))
 static inline ptrdiff_t fastimb_sym_tile(const int T, const float* P, const float* xh,
-                                         ptrdiff_t pj, int d, ptrdiff_t i0,
+                                         ptrdiff_t pj, int d, const ptrdiff_t* rows,
                                          const float* thr, int both, fastimb_hit* hits,
                                          ptrdiff_t nh) {
     const float* xp = P + pj * d * FASTIMB_PANEL;
@@ -414,7 +460,7 @@ static inline ptrdiff_t fastimb_sym_tile(const int T, const float* P, const floa
     __m256 a0[6], a1[6];
     int i, j;
     for (i = 0; i < T; i++) {
-        ptrdiff_t r = i0 + i;
+        ptrdiff_t r = rows[i];
         a0[i] = h0;
         a1[i] = h1;
         qp[i] = P + (r / FASTIMB_PANEL) * d * FASTIMB_PANEL + r % FASTIMB_PANEL;
@@ -430,47 +476,165 @@ static inline ptrdiff_t fastimb_sym_tile(const int T, const float* P, const floa
     }
     __m256 r0 = _mm256_loadu_ps(thr + pj * FASTIMB_PANEL);
     __m256 r1 = _mm256_loadu_ps(thr + pj * FASTIMB_PANEL + 8);
+    /* Row j's test, widened to a bound on t alone: t' = (xh_i - xh_j) + t <= thr_j (in
+       float32) implies t <= thr_j + xh_j - xh_i + 2^-20 (|thr_j| + xh_j + xh_i), and
+       w_j - xh_i (1 - 2^-18), rounded, is above that (w_j = thr_j + xh_j widened by
+       2^-18 of their magnitudes; xh >= 0). So a query both of whose tests fail on every
+       lane of max(thr_i, w_j - ...) fails them exactly too, and is settled with two
+       compares; only the others compute the exact masks. A padding lane (thr -inf, xh
+       +inf) gives NaN, which the max leaves out. */
+    const __m256 sign = _mm256_set1_ps(-0.0f), wide = _mm256_set1_ps(0x1p-18f);
+    __m256 w0 = _mm256_add_ps(_mm256_add_ps(r0, h0),
+                              _mm256_mul_ps(wide, _mm256_add_ps(_mm256_andnot_ps(sign, r0), h0)));
+    __m256 w1 = _mm256_add_ps(_mm256_add_ps(r1, h1),
+                              _mm256_mul_ps(wide, _mm256_add_ps(_mm256_andnot_ps(sign, r1), h1)));
+    FASTIMB_UNROLL
     for (i = 0; i < T; i++) {
-        __m256 th = _mm256_broadcast_ss(thr + i0 + i);
-        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
-                     ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
-                      << 8);
+        __m256 th = _mm256_broadcast_ss(thr + rows[i]), any;
         if (both) {
-            __m256 xi = _mm256_broadcast_ss(xh + i0 + i);
-            __m256 c0 = _mm256_add_ps(_mm256_sub_ps(xi, h0), a0[i]);
-            __m256 c1 = _mm256_add_ps(_mm256_sub_ps(xi, h1), a1[i]);
-            m |= ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c0, r0, _CMP_LE_OQ)) |
-                  ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c1, r1, _CMP_LE_OQ)) << 8))
-                 << 16;
+            __m256 xw = _mm256_set1_ps(xh[rows[i]] * (1.0f - 0x1p-18f));
+            any = _mm256_or_ps(
+                _mm256_cmp_ps(a0[i], _mm256_max_ps(_mm256_sub_ps(w0, xw), th), _CMP_LE_OQ),
+                _mm256_cmp_ps(a1[i], _mm256_max_ps(_mm256_sub_ps(w1, xw), th), _CMP_LE_OQ));
+        } else {
+            any = _mm256_or_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ),
+                               _mm256_cmp_ps(a1[i], th, _CMP_LE_OQ));
         }
-        if (m) {
-            hits[nh].qi = (int)(i0 + i);
-            hits[nh].panel = (int)pj;
-            hits[nh].mask = m;
-            _mm256_storeu_ps(hits[nh].t, a0[i]);
-            _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
-            nh++;
+        if (!_mm256_testz_ps(any, any)) {
+            unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
+                         ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
+                          << 8);
+            if (both) {
+                __m256 xi = _mm256_broadcast_ss(xh + rows[i]);
+                __m256 c0 = _mm256_add_ps(_mm256_sub_ps(xi, h0), a0[i]);
+                __m256 c1 = _mm256_add_ps(_mm256_sub_ps(xi, h1), a1[i]);
+                m |= ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c0, r0, _CMP_LE_OQ)) |
+                      ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c1, r1, _CMP_LE_OQ)) << 8))
+                     << 16;
+            }
+            if (m) {
+                hits[nh].qi = (int)rows[i];
+                hits[nh].panel = (int)pj;
+                hits[nh].mask = m;
+                _mm256_storeu_ps(hits[nh].t, a0[i]);
+                _mm256_storeu_ps(hits[nh].t + 8, a1[i]);
+                nh++;
+            }
         }
     }
     return nh;
 }
 
+/* fastimb_sym_tile for the positions rows[0..n), six at a time. */
 __attribute__((target("avx2,fma")))
-static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
-                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
-                                  fastimb_hit* hits) {
-    ptrdiff_t nh = 0, i;
-#define FASTIMB_SYM_TILE(T) fastimb_sym_tile(T, P, xh, pj, d, i, thr, both, hits, nh)
-    FASTIMB_BY_SIX(i, i0, i0 + ni, nh, FASTIMB_SYM_TILE)
+static ptrdiff_t fastimb_sym_rows(const float* P, const float* xh, ptrdiff_t pj, int d,
+                                  const ptrdiff_t* rows, ptrdiff_t n, const float* thr,
+                                  int both, fastimb_hit* hits, ptrdiff_t nh) {
+    ptrdiff_t i;
+#define FASTIMB_SYM_TILE(T) fastimb_sym_tile(T, P, xh, pj, d, rows + i, thr, both, hits, nh)
+    FASTIMB_BY_SIX(i, 0, n, nh, FASTIMB_SYM_TILE)
 #undef FASTIMB_SYM_TILE
     return nh;
 }
-#else
+
+
+/* acc += vpmaddwd(q, x), the two instructions kept together: left to itself GCC issues
+   all the tile's products first and spills accumulators to the stack. */
+#define FASTIMB_MADD_ACC(acc, q, x)                                                    \
+    do {                                                                               \
+        __m256i t_;                                                                    \
+        __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %1, %0, %0"                             \
+                : "+x"(acc), "=&x"(t_)                                                 \
+                : "x"(x), "x"(q));                                                     \
+    } while (0)
+
+__attribute__((always_inline, target("avx2,fma")))
+static inline ptrdiff_t fastimb_screen16_tile(const int T, const fastimb_screen16* s,
+                                              const float* xh, ptrdiff_t pj, ptrdiff_t i0,
+                                              const float* thr, int both, ptrdiff_t* pass,
+                                              ptrdiff_t np) {
+    const unsigned* up = s->U + pj * s->d2 * FASTIMB_PANEL;
+    const unsigned* qr[5];
+    __m256i a0[5], a1[5];
+    int i, jj, d2 = s->d2;
+    for (i = 0; i < T; i++) {
+        qr[i] = s->Q + (i0 + i) * d2;
+        a0[i] = _mm256_setzero_si256();
+        a1[i] = _mm256_setzero_si256();
+    }
+    for (jj = 0; jj < d2; jj++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL));
+        __m256i x1 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL + 8));
+        for (i = 0; i < T; i++) {
+            __m256i qv = _mm256_set1_epi32((int)qr[i][jj]);
+            FASTIMB_MADD_ACC(a0[i], qv, x0);
+            FASTIMB_MADD_ACC(a1[i], qv, x1);
+        }
+    }
+    {   /* The T queries' limits (lanes beyond T are read, never used: ``thr`` and the
+           per-row arrays have 8 more entries). Row i's test on lane
+           j is v = xh_j - c_i S <= l1_i = thr_i + e_i; row j's, xh_i - e_i - c_i S <= thr_j,
+           is v <= (thr_j + xh_j) - l2_i with l2_i = xh_i - e_i: one compare of v with the
+           larger limit settles both (a padding lane's NaN is left out by the max). */
+        float c[8], l1[8], l2[8];
+        const __m256 e = _mm256_fmadd_ps(
+            _mm256_loadu_ps(s->qa + i0), _mm256_set1_ps(s->R[2 * pj]),
+            _mm256_fmadd_ps(_mm256_loadu_ps(s->qb + i0),
+                            _mm256_set1_ps(s->R[2 * pj + 1]),
+                            _mm256_loadu_ps(s->qm + i0)));
+        const __m256 h0 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL);
+        const __m256 h1 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL + 8);
+        const __m256 w0 = _mm256_add_ps(_mm256_loadu_ps(thr + pj * FASTIMB_PANEL), h0);
+        const __m256 w1 = _mm256_add_ps(_mm256_loadu_ps(thr + pj * FASTIMB_PANEL + 8), h1);
+        _mm256_storeu_ps(l1, _mm256_add_ps(_mm256_loadu_ps(thr + i0), e));
+        _mm256_storeu_ps(l2, _mm256_sub_ps(_mm256_loadu_ps(s->xh + i0), e));
+        _mm256_storeu_ps(c, _mm256_loadu_ps(s->qscale + i0));
+        FASTIMB_UNROLL
+        for (i = 0; i < T; i++) {
+            const __m256 cs = _mm256_broadcast_ss(c + i), lim = _mm256_broadcast_ss(l1 + i);
+            __m256 v0 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a0[i]), h0),
+                   v1 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a1[i]), h1), m;
+            if (both) {
+                const __m256 b = _mm256_broadcast_ss(l2 + i);
+                m = _mm256_or_ps(
+                    _mm256_cmp_ps(v0, _mm256_max_ps(_mm256_sub_ps(w0, b), lim), _CMP_LE_OQ),
+                    _mm256_cmp_ps(v1, _mm256_max_ps(_mm256_sub_ps(w1, b), lim), _CMP_LE_OQ));
+            } else {
+                m = _mm256_or_ps(_mm256_cmp_ps(v0, lim, _CMP_LE_OQ),
+                                 _mm256_cmp_ps(v1, lim, _CMP_LE_OQ));
+            }
+            if (!_mm256_testz_ps(m, m)) pass[np++] = i0 + i;
+        }
+    }
+    return np;
+}
+
+/* Rows [i0, i0 + ni) against panel pj: with a screen (s not NULL), the rows it keeps are
+   written to ``pass`` (room for ni) and only those are computed in float32; without
+   one, every row. Returns the number of hits. */
+__attribute__((target("avx2,fma")))
 static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
                                   ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
+                                  const fastimb_screen16* s, ptrdiff_t* pass,
+                                  fastimb_hit* hits) {
+    ptrdiff_t np = 0, i;
+    if (s) {
+#define FASTIMB_SCREEN_TILE(T) fastimb_screen16_tile(T, s, xh, pj, i, thr, both, pass, np)
+        FASTIMB_BY_FIVE(i, i0, i0 + ni, np, FASTIMB_SCREEN_TILE)
+#undef FASTIMB_SCREEN_TILE
+    } else {
+        for (i = 0; i < ni; i++) pass[np++] = i0 + i;
+    }
+    return fastimb_sym_rows(P, xh, pj, d, pass, np, thr, both, hits, 0);
+}
+#else
+
+static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
+                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
+                                  const fastimb_screen16* s, ptrdiff_t* pass,
                                   fastimb_hit* hits) {
     (void)P; (void)xh; (void)pj; (void)d; (void)i0; (void)ni; (void)thr; (void)both;
-    (void)hits;
+    (void)s; (void)pass; (void)hits;
     return 0;   /* never called: the self-join needs scan level 1 or more */
 }
 #endif
