@@ -65,9 +65,12 @@ cdef extern from "_panel_scan.h" nogil:
         const float* xh
         const float* R
         int d2
-    intp_t fastimb_sym_scan(const float* P, const float* xh, intp_t pj, int d, intp_t i0,
-                            intp_t ni, const float* thr, int both,
-                            const fastimb_screen16* s, intp_t* rows, fastimb_hit* hits)
+    intp_t fastimb_sym_rows(const float* P, const float* xh, intp_t pj, int d,
+                            const intp_t* rows, intp_t n, const float* thr, int both,
+                            fastimb_hit* hits, intp_t nh)
+    void fastimb_sym_screen(const fastimb_screen16* s, const float* xh, const float* thr,
+                            intp_t i0, intp_t ni, intp_t p0, intp_t n_p, int both,
+                            unsigned* qb, int* count, intp_t* lists)
     int fastimb_lowest_bit(unsigned m)
     intp_t fastimb_select(int level, const float* qt, intp_t ldq, int nq, int d,
                           const float* lo, const float* hi, const float* lim_f, intp_t* sel)
@@ -82,6 +85,7 @@ DEF CHUNK = 512      # rows per chunk, each with its bounding box (a multiple of
 DEF FIRST_ROWS = 64  # the k-NN's first piece of its first chunk (see query_knn)
 DEF PANEL = 16
 DEF SELF_BLOCK = 1024  # rows per block of the symmetric self-join (tiles of 1024 x 1024)
+DEF SCREEN_ROWS = 60   # rows per pass of its 16-bit screen over a tile's panels
 DEF MAX_HITS = BLOCK_Q * (CHUNK // PANEL)
 
 
@@ -996,50 +1000,106 @@ cdef double block_top(const Join* s, const double* hd, intp_t x0, intp_t nx) noe
     return top
 
 
-cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hind,
-                    float* thr, intp_t* rows, fastimb_hit* hits) noexcept nogil:
-    """Tile (bi, bj), bi <= bj, into this thread's heaps (hd, hind) and the thresholds,
-    a panel of block bj at a time (fastimb_sym_scan; ``rows`` is its room for the rows
-    the screen keeps)."""
-    cdef intp_t d = s.d, i0 = bi * SELF_BLOCK, j0 = bj * SELF_BLOCK, ni, nj, pj, h, nh, i, j
+cdef struct JoinWork:
+    # one thread's buffers for join_tile
+    fastimb_hit* hits       # (SELF_BLOCK,) one panel's hits
+    intp_t* rows            # (SELF_BLOCK,) the rows of a block
+    unsigned* qb            # (40 ceil(d / 2),) the screen's spread rows
+    int* count              # (SELF_BLOCK / PANEL,) rows the screen keeps per panel
+    intp_t* lists           # (SELF_BLOCK / PANEL, SCREEN_ROWS) and which
+
+
+cdef JoinWork join_work_alloc(intp_t d) noexcept nogil:
+    """A thread's buffers (any pointer NULL when out of memory: see join_work_ok)."""
+    cdef JoinWork w
+    w.hits = <fastimb_hit*> malloc(SELF_BLOCK * sizeof(fastimb_hit))
+    w.rows = <intp_t*> malloc(SELF_BLOCK * sizeof(intp_t))
+    w.qb = <unsigned*> malloc(40 * ((d + 1) // 2) * sizeof(unsigned))
+    w.count = <int*> malloc((SELF_BLOCK // PANEL) * sizeof(int))
+    w.lists = <intp_t*> malloc((SELF_BLOCK // PANEL) * SCREEN_ROWS * sizeof(intp_t))
+    return w
+
+
+cdef bint join_work_ok(const JoinWork* w) noexcept nogil:
+    return w.hits != NULL and w.rows != NULL and w.qb != NULL and w.count != NULL and \
+        w.lists != NULL
+
+
+cdef void join_work_free(JoinWork* w) noexcept nogil:
+    free(w.hits)
+    free(w.rows)
+    free(w.qb)
+    free(w.count)
+    free(w.lists)
+
+
+cdef void take_hits(const Join* s, double* hd, intp_t* hind, float* thr,
+                    const fastimb_hit* hits, intp_t nh) noexcept nogil:
+    """A panel's hits (see fastimb_sym_tile) offered to both rows' candidates."""
+    cdef intp_t h, i, j
     cdef unsigned mask
     cdef int l
     cdef float tf, c
+    cdef const fastimb_hit* hit
+    for h in range(nh):
+        hit = &hits[h]
+        i = hit.qi
+        mask = hit.mask & 0xFFFF
+        while mask:          # row i's candidates
+            l = fastimb_lowest_bit(mask)
+            mask = mask & (mask - 1)
+            j = hit.panel * PANEL + l
+            if j >= s.n:
+                break
+            tf = hit.t[l]
+            if tf <= fastimb_load_f(thr + i):
+                offer(s, hd, hind, thr, i, s.norms[i] + 2.0 * tf, j)
+        mask = hit.mask >> 16
+        while mask:          # row i as a candidate of the panel's rows
+            l = fastimb_lowest_bit(mask)
+            mask = mask & (mask - 1)
+            j = hit.panel * PANEL + l
+            if j >= s.n:
+                break
+            c = s.xh[i] - s.xh[j]
+            tf = c + hit.t[l]
+            if tf <= fastimb_load_f(thr + j):
+                offer(s, hd, hind, thr, j, s.norms[j] + 2.0 * tf, i)
+
+
+cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hind,
+                    float* thr, JoinWork* w) noexcept nogil:
+    """Tile (bi, bj), bi <= bj, into this thread's heaps (hd, hind) and the thresholds:
+    each panel of block bj against the rows of block bi in float32 (fastimb_sym_rows),
+    or, with the 16-bit screen, SCREEN_ROWS rows at a time against all the panels
+    (fastimb_sym_screen), then only the rows it keeps in float32."""
+    cdef intp_t d = s.d, i0 = bi * SELF_BLOCK, j0 = bj * SELF_BLOCK, ni, nj, pj, x
+    cdef intp_t p0 = j0 // PANEL, n_p, c0, cn, k
     cdef bint both = bi != bj
-    cdef fastimb_hit* hit
     ni = min(SELF_BLOCK, s.n - i0)
     nj = min(SELF_BLOCK, s.n - j0)
+    n_p = (nj + PANEL - 1) // PANEL
     if both and box_box_rdist(s.blo_d + bi * d, s.bhi_d + bi * d, s.blo + bj * d,
                               s.bhi + bj * d, d) * (1.0 - 1e-6) > max(
                                   block_top(s, hd, i0, ni), block_top(s, hd, j0, nj)):
         return
-    for pj in range(j0 // PANEL, (j0 + nj + PANEL - 1) // PANEL):
-        nh = fastimb_sym_scan(s.P, s.xh, pj, <int> d, i0, ni, thr, both, s.screen, rows,
-                              hits)
-        for h in range(nh):
-            hit = &hits[h]
-            i = hit.qi
-            mask = hit.mask & 0xFFFF
-            while mask:          # row i's candidates
-                l = fastimb_lowest_bit(mask)
-                mask = mask & (mask - 1)
-                j = pj * PANEL + l
-                if j >= s.n:
-                    break
-                tf = hit.t[l]
-                if tf <= fastimb_load_f(thr + i):
-                    offer(s, hd, hind, thr, i, s.norms[i] + 2.0 * tf, j)
-            mask = hit.mask >> 16
-            while mask:          # row i as a candidate of the panel's rows
-                l = fastimb_lowest_bit(mask)
-                mask = mask & (mask - 1)
-                j = pj * PANEL + l
-                if j >= s.n:
-                    break
-                c = s.xh[i] - s.xh[j]
-                tf = c + hit.t[l]
-                if tf <= fastimb_load_f(thr + j):
-                    offer(s, hd, hind, thr, j, s.norms[j] + 2.0 * tf, i)
+    if s.screen == NULL:
+        for x in range(ni):
+            w.rows[x] = i0 + x
+        for pj in range(p0, p0 + n_p):
+            take_hits(s, hd, hind, thr, w.hits,
+                      fastimb_sym_rows(s.P, s.xh, pj, <int> d, w.rows, ni, thr, both,
+                                       w.hits, 0))
+        return
+    for c0 in range(i0, i0 + ni, SCREEN_ROWS):
+        cn = min(SCREEN_ROWS, i0 + ni - c0)
+        fastimb_sym_screen(s.screen, s.xh, thr, c0, cn, p0, n_p, both, w.qb, w.count,
+                           w.lists)
+        for k in range(n_p):
+            if w.count[k]:
+                take_hits(s, hd, hind, thr, w.hits,
+                          fastimb_sym_rows(s.P, s.xh, p0 + k, <int> d, w.lists + k * cn,
+                                           w.count[k], thr, both, w.hits, 0))
 
 
 def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
@@ -1089,14 +1149,13 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
     the same test on the bound: every pair left out is beyond the merged worst candidate.
     With the 16-bit screen (``U`` not empty), each panel's rows are first compared in
     integers and only those it cannot rule out are computed in float32: the same hits
-    (see fastimb_sym_scan)."""
+    (see fastimb_sym_screen)."""
     cdef intp_t n = X.shape[0], d = X.shape[1], k = out_ind.shape[1], kc = hd.shape[2]
     cdef intp_t n_pairs = pair_i.shape[0], T = hd.shape[0], n_diag = blo.shape[0]
     cdef intp_t pp, x, qi, jj, c, t, tid
     cdef double lim
     cdef Join s
-    cdef fastimb_hit* hits = NULL
-    cdef intp_t* rows = NULL
+    cdef JoinWork w
     cdef fastimb_screen16 screen
     cdef double* mh = NULL
     cdef intp_t* mi = NULL
@@ -1132,19 +1191,17 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
         s.screen = &screen
     with nogil, parallel(num_threads=min(n_threads, <int> T)):
         tid = threadid()
-        hits = <fastimb_hit*> malloc(SELF_BLOCK * sizeof(fastimb_hit))
-        rows = <intp_t*> malloc(SELF_BLOCK * sizeof(intp_t))
+        w = join_work_alloc(d)
         mh = <double*> malloc(kc * sizeof(double))
         mi = <intp_t*> malloc(kc * sizeof(intp_t))
         fd = <double*> malloc(k * sizeof(double))
         find_ = <intp_t*> malloc(k * sizeof(intp_t))
-        if hits == NULL or rows == NULL or mh == NULL or mi == NULL or fd == NULL or \
-                find_ == NULL:
+        if not join_work_ok(&w) or mh == NULL or mi == NULL or fd == NULL or find_ == NULL:
             p_failed[0] = 1
         else:
             for pp in prange(n_diag, schedule="dynamic"):       # the diagonal tiles
                 join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
-                          &thr[0], rows, hits)
+                          &thr[0], &w)
             for x in prange(n, schedule="static"):              # the seeds
                 lim = INFINITY
                 for t in range(T):
@@ -1153,7 +1210,7 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
                 thr[x] = scan_threshold(0.5 * (lim - norms[x]), fabs(lim) + norms[x])
             for pp in prange(n_diag, n_pairs, schedule="dynamic"):   # the others
                 join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
-                          &thr[0], rows, hits)
+                          &thr[0], &w)
             for x in prange(n, schedule="static"):
                 # the row's candidates over all threads, then their exact distances
                 heap_init(mh, mi, kc)
@@ -1168,8 +1225,7 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
                 unsure[qi] = exact_k(&X[0, 0], n, d, &X[qi, 0], mi, kc, mh[0] - slack[x],
                                      fd, find_, k, squared, &out_dist[qi, 0],
                                      &out_ind[qi, 0])
-        free(hits)
-        free(rows)
+        join_work_free(&w)
         free(mh)
         free(mi)
         free(fd)

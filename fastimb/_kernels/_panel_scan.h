@@ -548,94 +548,115 @@ static ptrdiff_t fastimb_sym_rows(const float* P, const float* xh, ptrdiff_t pj,
                 : "x"(x), "x"(q));                                                     \
     } while (0)
 
+/* T rows [i0, i0 + T) (as queries) against panels [p0, p0 + np): each row the screen
+   keeps for panel p0 + k is appended to lists[k * ld + count[k]++]. The rows' packed
+   words are first spread over whole registers in ``qb`` (room for 8 T d2 words), so the
+   loop over a panel's coordinates loads them rather than broadcasting each (a broadcast
+   takes a vector pipe the multiply-adds need), and the rows stay in the first-level cache
+   while the panels stream by. */
 __attribute__((always_inline, target("avx2,fma")))
-static inline ptrdiff_t fastimb_screen16_tile(const int T, const fastimb_screen16* s,
-                                              const float* xh, ptrdiff_t pj, ptrdiff_t i0,
-                                              const float* thr, int both, ptrdiff_t* pass,
-                                              ptrdiff_t np) {
-    const unsigned* up = s->U + pj * s->d2 * FASTIMB_PANEL;
-    const unsigned* qr[5];
-    __m256i a0[5], a1[5];
-    int i, jj, d2 = s->d2;
-    for (i = 0; i < T; i++) {
-        qr[i] = s->Q + (i0 + i) * d2;
-        a0[i] = _mm256_setzero_si256();
-        a1[i] = _mm256_setzero_si256();
-    }
-    for (jj = 0; jj < d2; jj++) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL));
-        __m256i x1 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL + 8));
-        for (i = 0; i < T; i++) {
-            __m256i qv = _mm256_set1_epi32((int)qr[i][jj]);
-            FASTIMB_MADD_ACC(a0[i], qv, x0);
-            FASTIMB_MADD_ACC(a1[i], qv, x1);
-        }
-    }
-    {   /* The T queries' limits (lanes beyond T are read, never used: ``thr`` and the
-           per-row arrays have 8 more entries). Row i's test on lane
-           j is v = xh_j - c_i S <= l1_i = thr_i + e_i; row j's, xh_i - e_i - c_i S <= thr_j,
-           is v <= (thr_j + xh_j) - l2_i with l2_i = xh_i - e_i: one compare of v with the
-           larger limit settles both (a padding lane's NaN is left out by the max). */
-        float c[8], l1[8], l2[8];
-        const __m256 e = _mm256_fmadd_ps(
-            _mm256_loadu_ps(s->qa + i0), _mm256_set1_ps(s->R[2 * pj]),
-            _mm256_fmadd_ps(_mm256_loadu_ps(s->qb + i0),
-                            _mm256_set1_ps(s->R[2 * pj + 1]),
-                            _mm256_loadu_ps(s->qm + i0)));
-        const __m256 h0 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL);
-        const __m256 h1 = _mm256_loadu_ps(xh + pj * FASTIMB_PANEL + 8);
-        const __m256 w0 = _mm256_add_ps(_mm256_loadu_ps(thr + pj * FASTIMB_PANEL), h0);
-        const __m256 w1 = _mm256_add_ps(_mm256_loadu_ps(thr + pj * FASTIMB_PANEL + 8), h1);
-        _mm256_storeu_ps(l1, _mm256_add_ps(_mm256_loadu_ps(thr + i0), e));
-        _mm256_storeu_ps(l2, _mm256_sub_ps(_mm256_loadu_ps(s->xh + i0), e));
-        _mm256_storeu_ps(c, _mm256_loadu_ps(s->qscale + i0));
+static inline void fastimb_screen16_tile(const int T, const fastimb_screen16* s,
+                                         const float* xh, const float* thr, ptrdiff_t i0,
+                                         ptrdiff_t p0, ptrdiff_t np, int both, unsigned* qb,
+                                         int* count, ptrdiff_t* lists, ptrdiff_t ld) {
+    const int d2 = s->d2;
+    ptrdiff_t k;
+    int i, jj;
+    for (jj = 0; jj < d2; jj++)
+        for (i = 0; i < T; i++)
+            _mm256_storeu_si256((__m256i*)(qb + (jj * T + i) * 8),
+                                _mm256_set1_epi32((int)s->Q[(i0 + i) * d2 + jj]));
+    /* the rows' constants (lanes beyond T are read, never used: ``thr`` and the per-row
+       arrays have 8 more entries); thresholds read once per call only ever lag */
+    const __m256 qa = _mm256_loadu_ps(s->qa + i0), qbn = _mm256_loadu_ps(s->qb + i0),
+                 qm = _mm256_loadu_ps(s->qm + i0), th = _mm256_loadu_ps(thr + i0),
+                 xi = _mm256_loadu_ps(s->xh + i0);
+    float c[8];
+    _mm256_storeu_ps(c, _mm256_loadu_ps(s->qscale + i0));
+    for (k = 0; k < np; k++) {
+        const ptrdiff_t p = p0 + k;
+        const unsigned* up = s->U + p * d2 * FASTIMB_PANEL;
+        const unsigned* qr = qb;
+        __m256i a0[5], a1[5];
+        float l1[8], l2[8];
         FASTIMB_UNROLL
         for (i = 0; i < T; i++) {
-            const __m256 cs = _mm256_broadcast_ss(c + i), lim = _mm256_broadcast_ss(l1 + i);
-            __m256 v0 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a0[i]), h0),
-                   v1 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a1[i]), h1), m;
-            if (both) {
-                const __m256 b = _mm256_broadcast_ss(l2 + i);
-                m = _mm256_or_ps(
-                    _mm256_cmp_ps(v0, _mm256_max_ps(_mm256_sub_ps(w0, b), lim), _CMP_LE_OQ),
-                    _mm256_cmp_ps(v1, _mm256_max_ps(_mm256_sub_ps(w1, b), lim), _CMP_LE_OQ));
-            } else {
-                m = _mm256_or_ps(_mm256_cmp_ps(v0, lim, _CMP_LE_OQ),
-                                 _mm256_cmp_ps(v1, lim, _CMP_LE_OQ));
+            a0[i] = _mm256_setzero_si256();
+            a1[i] = _mm256_setzero_si256();
+        }
+        for (jj = 0; jj < d2; jj++, qr += 8 * T) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL));
+            __m256i x1 = _mm256_loadu_si256((const __m256i*)(up + jj * FASTIMB_PANEL + 8));
+            FASTIMB_UNROLL
+            for (i = 0; i < T; i++) {
+                __m256i qv = _mm256_loadu_si256((const __m256i*)(qr + 8 * i));
+                FASTIMB_MADD_ACC(a0[i], qv, x0);
+                FASTIMB_MADD_ACC(a1[i], qv, x1);
             }
-            if (!_mm256_testz_ps(m, m)) pass[np++] = i0 + i;
+        }
+        {   /* Row i's test on lane j is v = xh_j - c_i S <= l1_i = thr_i + e_i; row j's,
+               xh_i - e_i - c_i S <= thr_j, is v <= (thr_j + xh_j) - l2_i with l2_i = xh_i -
+               e_i: one compare of v with the larger limit settles both (a padding lane's
+               NaN is left out by the max). */
+            const __m256 e = _mm256_fmadd_ps(
+                qa, _mm256_set1_ps(s->R[2 * p]),
+                _mm256_fmadd_ps(qbn, _mm256_set1_ps(s->R[2 * p + 1]), qm));
+            const __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
+            const __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
+            const __m256 w0 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL), h0);
+            const __m256 w1 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL + 8), h1);
+            _mm256_storeu_ps(l1, _mm256_add_ps(th, e));
+            _mm256_storeu_ps(l2, _mm256_sub_ps(xi, e));
+            FASTIMB_UNROLL
+            for (i = 0; i < T; i++) {
+                const __m256 cs = _mm256_broadcast_ss(c + i), lim = _mm256_broadcast_ss(l1 + i);
+                __m256 v0 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a0[i]), h0),
+                       v1 = _mm256_fnmadd_ps(cs, _mm256_cvtepi32_ps(a1[i]), h1), m;
+                if (both) {
+                    const __m256 b = _mm256_broadcast_ss(l2 + i);
+                    m = _mm256_or_ps(
+                        _mm256_cmp_ps(v0, _mm256_max_ps(_mm256_sub_ps(w0, b), lim), _CMP_LE_OQ),
+                        _mm256_cmp_ps(v1, _mm256_max_ps(_mm256_sub_ps(w1, b), lim), _CMP_LE_OQ));
+                } else {
+                    m = _mm256_or_ps(_mm256_cmp_ps(v0, lim, _CMP_LE_OQ),
+                                     _mm256_cmp_ps(v1, lim, _CMP_LE_OQ));
+                }
+                if (!_mm256_testz_ps(m, m)) lists[k * ld + count[k]++] = i0 + i;
+            }
         }
     }
-    return np;
 }
 
-/* Rows [i0, i0 + ni) against panel pj: with a screen (s not NULL), the rows it keeps are
-   written to ``pass`` (room for ni) and only those are computed in float32; without
-   one, every row. Returns the number of hits. */
+/* The screen for rows [i0, i0 + ni) against panels [p0, p0 + np): count[k] (zeroed here)
+   and lists[k * ni ...] give, for panel p0 + k, the rows it keeps, in order; only those
+   are then computed in float32 (fastimb_sym_rows). qb: room for 40 ceil(d / 2) words. */
 __attribute__((target("avx2,fma")))
-static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
-                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
-                                  const fastimb_screen16* s, ptrdiff_t* pass,
-                                  fastimb_hit* hits) {
-    ptrdiff_t np = 0, i;
-    if (s) {
-#define FASTIMB_SCREEN_TILE(T) fastimb_screen16_tile(T, s, xh, pj, i, thr, both, pass, np)
-        FASTIMB_BY_FIVE(i, i0, i0 + ni, np, FASTIMB_SCREEN_TILE)
+static void fastimb_sym_screen(const fastimb_screen16* s, const float* xh, const float* thr,
+                               ptrdiff_t i0, ptrdiff_t ni, ptrdiff_t p0, ptrdiff_t np,
+                               int both, unsigned* qb, int* count, ptrdiff_t* lists) {
+    ptrdiff_t i, k;
+    int unused = 0;
+    for (k = 0; k < np; k++) count[k] = 0;
+#define FASTIMB_SCREEN_TILE(T) \
+    (fastimb_screen16_tile(T, s, xh, thr, i, p0, np, both, qb, count, lists, ni), 0)
+    FASTIMB_BY_FIVE(i, i0, i0 + ni, unused, FASTIMB_SCREEN_TILE)
 #undef FASTIMB_SCREEN_TILE
-    } else {
-        for (i = 0; i < ni; i++) pass[np++] = i0 + i;
-    }
-    return fastimb_sym_rows(P, xh, pj, d, pass, np, thr, both, hits, 0);
+    (void)unused;
 }
 #else
+static ptrdiff_t fastimb_sym_rows(const float* P, const float* xh, ptrdiff_t pj, int d,
+                                  const ptrdiff_t* rows, ptrdiff_t n, const float* thr,
+                                  int both, fastimb_hit* hits, ptrdiff_t nh) {
+    (void)P; (void)xh; (void)pj; (void)d; (void)rows; (void)n; (void)thr; (void)both;
+    (void)hits;
+    return nh;   /* never called: the self-join needs scan level 1 or more */
+}
 
-static ptrdiff_t fastimb_sym_scan(const float* P, const float* xh, ptrdiff_t pj, int d,
-                                  ptrdiff_t i0, ptrdiff_t ni, const float* thr, int both,
-                                  const fastimb_screen16* s, ptrdiff_t* pass,
-                                  fastimb_hit* hits) {
-    (void)P; (void)xh; (void)pj; (void)d; (void)i0; (void)ni; (void)thr; (void)both;
-    (void)s; (void)pass; (void)hits;
-    return 0;   /* never called: the self-join needs scan level 1 or more */
+static void fastimb_sym_screen(const fastimb_screen16* s, const float* xh, const float* thr,
+                               ptrdiff_t i0, ptrdiff_t ni, ptrdiff_t p0, ptrdiff_t np,
+                               int both, unsigned* qb, int* count, ptrdiff_t* lists) {
+    (void)s; (void)xh; (void)thr; (void)i0; (void)ni; (void)p0; (void)np; (void)both;
+    (void)qb; (void)count; (void)lists;
 }
 #endif
 
