@@ -86,6 +86,7 @@ DEF FIRST_ROWS = 64  # the k-NN's first piece of its first chunk (see query_knn)
 DEF PANEL = 16
 DEF SELF_BLOCK = 1024  # rows per block of the symmetric self-join (tiles of 1024 x 1024)
 DEF SCREEN_ROWS = 60   # rows per pass of its 16-bit screen over a tile's panels
+DEF SCREEN_BYTES = 20480   # and the bytes of panels per pass (read 12 times per pass)
 DEF MAX_HITS = BLOCK_Q * (CHUNK // PANEL)
 
 
@@ -1072,9 +1073,10 @@ cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hin
     """Tile (bi, bj), bi <= bj, into this thread's heaps (hd, hind) and the thresholds:
     each panel of block bj against the rows of block bi in float32 (fastimb_sym_rows),
     or, with the 16-bit screen, SCREEN_ROWS rows at a time against all the panels
-    (fastimb_sym_screen), then only the rows it keeps in float32."""
+    (fastimb_sym_screen; SCREEN_BYTES of the panels, which stay in the first-level cache
+    over the pass), then only the rows it keeps in float32."""
     cdef intp_t d = s.d, i0 = bi * SELF_BLOCK, j0 = bj * SELF_BLOCK, ni, nj, pj, x
-    cdef intp_t p0 = j0 // PANEL, n_p, c0, cn, k
+    cdef intp_t p0 = j0 // PANEL, n_p, c0, cn, k, g, ng, group
     cdef bint both = bi != bj
     ni = min(SELF_BLOCK, s.n - i0)
     nj = min(SELF_BLOCK, s.n - j0)
@@ -1091,15 +1093,21 @@ cdef void join_tile(const Join* s, intp_t bi, intp_t bj, double* hd, intp_t* hin
                       fastimb_sym_rows(s.P, s.xh, pj, <int> d, w.rows, ni, thr, both,
                                        w.hits, 0))
         return
+    # the panels a pass covers, SCREEN_BYTES of their words (first-level cache)
+    group = max(4, min(n_p, SCREEN_BYTES // (64 * s.screen.d2)))
     for c0 in range(i0, i0 + ni, SCREEN_ROWS):
         cn = min(SCREEN_ROWS, i0 + ni - c0)
-        fastimb_sym_screen(s.screen, s.xh, thr, c0, cn, p0, n_p, both, w.qb, w.count,
-                           w.lists)
-        for k in range(n_p):
-            if w.count[k]:
-                take_hits(s, hd, hind, thr, w.hits,
-                          fastimb_sym_rows(s.P, s.xh, p0 + k, <int> d, w.lists + k * cn,
-                                           w.count[k], thr, both, w.hits, 0))
+        g = p0
+        while g < p0 + n_p:
+            ng = min(group, p0 + n_p - g)
+            fastimb_sym_screen(s.screen, s.xh, thr, c0, cn, g, ng, both, w.qb, w.count,
+                               w.lists)
+            for k in range(ng):
+                if w.count[k]:
+                    take_hits(s, hd, hind, thr, w.hits,
+                              fastimb_sym_rows(s.P, s.xh, g + k, <int> d, w.lists + k * cn,
+                                               w.count[k], thr, both, w.hits, 0))
+            g += ng
 
 
 def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances)
