@@ -13,7 +13,7 @@ from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substit
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._kernels._smote import copy_rows, interpolate
 from fastimb._random import Draws
-from fastimb._rows import gather_rows
+from fastimb._rows import fresh_output, gather_rows
 from fastimb._validation import as_index_array
 from fastimb.base import BaseOverSampler
 from fastimb.neighbors import NearestNeighbors, check_neighbors_object
@@ -332,8 +332,8 @@ def _generate(X, y, plans, seed, random_state=None):
     if sparse.issparse(X):
         return _generate_sparse(X, plans, seed, random_state), y_out
 
-    out = np.empty((n + n_new, X.shape[1]), dtype=X.dtype)
     max_threads = effective_n_threads(None)
+    out = fresh_output((n + n_new, X.shape[1]), X.dtype, max_threads)
 
     def threads(n_values):
         return 1 if n_values < _SERIAL_BELOW else max_threads

@@ -227,6 +227,29 @@ def test_row_buffers_reused_only_when_nothing_keeps_the_rows():
     assert_array_equal(buffers.apply(X.tolist(), np.array([1]), "k", np.asarray), X[[1]])
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 8])
+@pytest.mark.parametrize("shape, dtype", [((3, 2), np.float64), ((70_001, 9), np.float32),
+                                          ((1 << 17, 8), np.float64), ((0, 5), np.float64)])
+def test_fresh_output_and_touched_pages(shape, dtype, n_threads):
+    # the outputs kernels fill: np.empty's shape, dtype and layout, large ones first
+    # touched (a zero byte per page: the last page's first byte included) on any number
+    # of threads; gather_rows through it gives X[rows]
+    from fastimb._kernels._gather import touch_pages
+    from fastimb._rows import TOUCH_FROM_BYTES, fresh_output, gather_rows
+
+    out = fresh_output(shape, dtype, n_threads)
+    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
+    if out.nbytes >= TOUCH_FROM_BYTES:
+        flat = out.reshape(-1).view(np.uint8)
+        assert (flat[::4096] == 0).all()
+    buf = np.full(3 * 4096 + 5, 7, dtype=np.uint8)
+    touch_pages(buf, n_threads)
+    assert (buf[::4096] == 0).all() and (np.delete(buf, [0, 4096, 8192, 12288]) == 7).all()
+    X = np.random.RandomState(0).standard_normal((50, 4)).astype(dtype)
+    rows = np.random.RandomState(1).randint(0, 50, 30)
+    np.testing.assert_array_equal(gather_rows(X, rows, n_threads), X[rows])
+
+
 @settings(max_examples=100, deadline=None)
 @given(values=st.lists(st.integers(-3, 6), min_size=1, max_size=40),
        dtype=st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint32"]),

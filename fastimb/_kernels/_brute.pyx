@@ -1186,6 +1186,10 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
     s.blo = &blo[0, 0]
     s.bhi = &bhi[0, 0]
     s.screen = NULL
+    if thr.shape[0] < xh.shape[0] + 8 or (U.shape[0] > 0 and (
+            U.shape[0] != P.shape[0] or U.shape[1] != (d + 1) // 2 or Q.shape[0] != n or
+            R.shape[0] != P.shape[0] or per_row.shape[1] < n + 8)):
+        raise ValueError("self_knn: thresholds or screen arrays of the wrong size")
     if U.shape[0] > 0:
         screen.U = &U[0, 0, 0]
         screen.Q = &Q[0, 0]
