@@ -427,7 +427,8 @@ static inline void fastimb_store_f(float* p, float v) {
  * xh_j - c_i S > thr_i + E + qm_i for every row j of the panel (row i's test) and, with
  * ``both``, xh_i - c_i S > thr_j + E + qm_i (row j's). Its float32 t could not have
  * passed either, so the queries left are recomputed in float32 by fastimb_sym_tile and
- * give exactly its hits, in the same order. */
+ * give exactly the hits the unscreened scan gives (in another order: the join's result
+ * does not depend on it). */
 typedef struct {            /* the per-row arrays are padded to n + 8 (read 8 at a time) */
     const unsigned* U;      /* (n_panels, d2, 16): U[(p d2 + jj) 16 + l] packs
                                xq_{2jj} (low half) and xq_{2jj+1} of row 16p + l */
