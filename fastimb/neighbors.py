@@ -205,10 +205,12 @@ class _BruteIndex:
     INT8_MAX_NORM = 1e15
     INT8_MIN_QUERIES = 1024
     INT8_CLIP_RMS = 4.0
-    # The self-join's 16-bit screen (AVX2 vpmaddwd: twice float32's multiply-adds per
-    # instruction) from SCREEN16_MIN_FEATURES features (below, its per-pair tests cost
-    # about what it saves), for norms below INT8_MAX_NORM. Its integer sums cannot
-    # overflow: |xq| and |qq| are at most SCREEN16_SUM_MAX / (2 ceil(d/2)), square-rooted
+    # The 16-bit screen (AVX2 vpmaddwd: twice float32's multiply-adds per instruction),
+    # of the self-join and, on CPUs without the 8-bit one, of the scan (for
+    # INT8_MIN_QUERIES queries at least), from SCREEN16_MIN_FEATURES features (below, its
+    # per-pair tests cost about what it saves), for norms below INT8_MAX_NORM. Its integer
+    # sums cannot overflow: |xq| and |qq| are at most SCREEN16_SUM_MAX / (2 ceil(d/2)),
+    # square-rooted
     SCREEN16_MIN_FEATURES = 8
     SCREEN16_SUM_MAX = 2 ** 31 - 1
 
@@ -242,6 +244,7 @@ class _BruteIndex:
         self._no_screen = (np.empty((0, (d + 3) // 4, self.PANEL), dtype=np.uint32),
                            np.empty((0, 2), dtype=np.float32), np.empty(0))
         self._screen_rows = None
+        self._screen16_rows = None
         # the mean squared distance between two rows is twice the total variance
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
@@ -280,25 +283,40 @@ class _BruteIndex:
             self._screen_rows = (U, R, steps)
         return self._screen_rows
 
-    def _screen16(self, n_threads):
-        """``(U, Q, R, per_row)``: the self-join's 16-bit screen of the rows (see
-        ``_brute.quantize16``), steps a_j = max|x_j| / q_max; empty arrays where it does
-        not pay or its float32 tests could overflow."""
+    def _screen16_pays(self):
+        return self.X.shape[1] >= self.SCREEN16_MIN_FEATURES and \
+            self.max_norm < self.INT8_MAX_NORM
+
+    def _screen16(self, n_threads, as_queries=True):
+        """``(U, Q, R, per_row, steps, q_max)``: the 16-bit screen of the rows (see
+        ``_brute.quantize16``), steps a_j = max|x_j| / q_max, with (``as_queries``) each
+        row quantised as a query too (the self-join's); empty arrays where it does not
+        pay or its float32 tests could overflow."""
         n, d = self.X.shape
         n_panels, d2 = self.P.shape[0], (d + 1) // 2
-        if d < self.SCREEN16_MIN_FEATURES or self.max_norm >= self.INT8_MAX_NORM:
+        n_q = n if as_queries else 0
+        if not self._screen16_pays():
             return (np.empty((0, d2, self.PANEL), dtype=np.uint32),
                     np.empty((0, d2), dtype=np.uint32), np.empty((0, 2), dtype=np.float32),
-                    np.empty((5, 0), dtype=np.float32))
+                    np.empty((5, 0), dtype=np.float32), np.empty(0), 0.0)
         q_max = float(min(32767, int(np.sqrt(self.SCREEN16_SUM_MAX / (2 * d2)))))
         absmax = _brute.panel_moments(self.P, n_threads)[0]
+        steps = absmax / q_max
         U = np.empty((n_panels, d2, self.PANEL), dtype=np.uint32)
-        Q = np.empty((n, d2), dtype=np.uint32)
+        Q = np.empty((n_q, d2), dtype=np.uint32)
         R = np.empty((n_panels, 2), dtype=np.float32)
-        per_row = np.zeros((5, n + 8), dtype=np.float32)
-        _brute.quantize16(self.P, self.xh, absmax / q_max, q_max, self.max_norm, U, Q, R,
-                          per_row, n_threads)
-        return U, Q, R, per_row
+        per_row = np.zeros((5, n_q + 8), dtype=np.float32)
+        _brute.quantize16(self.P, self.xh, steps, q_max, self.max_norm, U, Q, R, per_row,
+                          n_threads)
+        return U, Q, R, per_row, steps, q_max
+
+    def _scan_screen16(self, n_threads):
+        """``(U, R, steps, q_max)``: the rows' 16-bit screen for the scan (made once and
+        published as one tuple, as ``_screen``)."""
+        if self._screen16_rows is None:
+            U, _, R, _, steps, q_max = self._screen16(n_threads, as_queries=False)
+            self._screen16_rows = (U, R, steps, q_max)
+        return self._screen16_rows
 
     def _tree_index(self, n_threads):
         """A KD-tree over the rows, built on first need: for near neighbours (few leaves
@@ -340,12 +358,19 @@ class _BruteIndex:
         q_len, x_len, d = np.sqrt(q_norms), self.max_norm, Q.shape[1]
         slack = self._slack(q_len, d)
         level = self.level
-        if level == 3 and (m < self.INT8_MIN_QUERIES or
-                           max(x_len, float(q_len.max(initial=0.0))) >= self.INT8_MAX_NORM):
+        screened = m >= self.INT8_MIN_QUERIES and \
+            max(x_len, float(q_len.max(initial=0.0))) < self.INT8_MAX_NORM
+        if level == 3 and not screened:
             level = 2
-        U, R, steps = self._screen(n_threads) if level == 3 else self._no_screen
+        if level == 3:
+            U, R, steps = self._screen(n_threads)
+            q_max = 127.0
+        elif level == 1 and screened and self._screen16_pays():
+            U, R, steps, q_max = self._scan_screen16(n_threads)
+        else:
+            (U, R, steps), q_max = self._no_screen, 0.0
         rows = (self.XA, self.P, U, R, steps, self.xh, self.perm, self.lo, self.hi,
-                self.max_norm)
+                self.max_norm, q_max)
         return (QA, q_norms, order), slack, level, rows
 
     def count(self, Q, radius2, skip, max_count, n_threads):
@@ -404,7 +429,7 @@ class _BruteIndex:
                         blo.astype(np.float64), bhi.astype(np.float64),
                         np.ascontiguousarray(blo), np.ascontiguousarray(bhi),
                         pair_i.astype(np.intp), pair_j.astype(np.intp), hd, hind, thr,
-                        *self._screen16(n_threads), seed, dist, ind, unsure, squared,
+                        *self._screen16(n_threads)[:4], seed, dist, ind, unsure, squared,
                         n_threads)
         del hd, hind, thr
         redo = np.flatnonzero(unsure)

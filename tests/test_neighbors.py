@@ -561,14 +561,13 @@ def test_kdtree_build_invariants_and_thread_independence(data, dtype):
                        trees[2].count(Q, radius2, skip, 50, 2))
 
 
-@pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_VNNI")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", ["gaussian", "offset_and_scales", "odd_d", "outlier",
-                                  "constant_column", "huge"])
-def test_int8_screen_reports_the_float32_scans_hits(case, dtype):
-    # the 8-bit screen only decides which panels the float32 scan recomputes: answers,
-    # re-check counts and radius counts equal the plain AVX-512 scan's (an outlier
-    # coarsens a dimension's quantisation; huge norms fall back to the plain scan)
+SCREEN_CASES = ["gaussian", "offset_and_scales", "odd_d", "outlier", "constant_column",
+                "huge"]
+
+
+def _screen_data(case, dtype):
+    """Rows and queries (near rows, and drawn like them) for the screens' tests: an
+    outlier coarsens a dimension's quantisation; huge norms fall back to the plain scan."""
     rng = np.random.RandomState(5)
     d = 9 if case == "odd_d" else 24
     X = rng.standard_normal((6000, d))
@@ -583,17 +582,57 @@ def test_int8_screen_reports_the_float32_scans_hits(case, dtype):
     X = X.astype(dtype)
     Q = np.vstack([X[:150] + 0.01 * X.std(axis=0), rng.standard_normal((150, d)).astype(dtype)
                    * X.std(axis=0) + X.mean(axis=0)]).astype(dtype)
-    results = []
-    for level in (2, 3):
-        with scan_level(level):
-            nn = NearestNeighbors(algorithm="brute").fit(X)
-            assert nn._index.level == level
-            skip = np.full(Q.shape[0], -1, dtype=np.intp)
-            dist, ind = nn._index._scan_knn(Q, 7, skip, True, 2)
-            radius2 = dist[:, 3] * 1.01
-            counts = nn._index._scan_count(Q, radius2, skip, 1000, 2)
-            results.append((dist, ind, nn._index.last_redone_, counts))
-        assert (nn._index._screen_rows is not None) == (level == 3 and case != "huge")
+    return X, Q
+
+
+def _scan_answers(X, Q):
+    """The scan's k-NN (distances, indices, queries redone) and radius counts of Q, and
+    the index."""
+    nn = NearestNeighbors(algorithm="brute").fit(X)
+    skip = np.full(Q.shape[0], -1, dtype=np.intp)
+    dist, ind = nn._index._scan_knn(Q, 7, skip, True, 2)
+    redone = nn._index.last_redone_
+    counts = nn._index._scan_count(Q, dist[:, 3] * 1.01, skip, 1000, 2)
+    return (dist, ind, redone, counts), nn._index
+
+
+def _assert_same_answers(results, X, Q):
     for a, b in zip(*results):
         assert_array_equal(a, b)
     assert_array_equal(results[1][1], SkNN(n_neighbors=7).fit(X).kneighbors(Q)[1])
+
+
+@pytest.mark.skipif(_brute.scan_level() < 3, reason="needs AVX512_VNNI")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SCREEN_CASES)
+def test_int8_screen_reports_the_float32_scans_hits(case, dtype):
+    # the 8-bit screen only decides which panels the float32 scan recomputes: answers,
+    # re-check counts and radius counts equal the plain AVX-512 scan's
+    X, Q = _screen_data(case, dtype)
+    results = []
+    for level in (2, 3):
+        with scan_level(level):
+            answers, index = _scan_answers(X, Q)
+        assert index.level == level
+        assert (index._screen_rows is not None) == (level == 3 and case != "huge")
+        results.append(answers)
+    _assert_same_answers(results, X, Q)
+
+
+@pytest.mark.skipif(_brute.scan_level() < 1, reason="needs AVX2+FMA")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SCREEN_CASES)
+def test_int16_screen_reports_the_float32_scans_hits(monkeypatch, case, dtype):
+    # likewise the AVX2 scan's 16-bit screen (on any CPU with AVX2: level 1 forced)
+    X, Q = _screen_data(case, dtype)
+    index_class = fastimb.neighbors._BruteIndex
+    results = []
+    for min_features in (index_class.SCREEN16_MIN_FEATURES, 10**9):
+        monkeypatch.setattr(index_class, "SCREEN16_MIN_FEATURES", min_features)
+        with scan_level(1):
+            answers, index = _scan_answers(X, Q)
+        assert index.level == 1
+        assert (index._screen16_rows is not None) == (min_features < 10**9 and
+                                                      case != "huge")
+        results.append(answers)
+    _assert_same_answers(results, X, Q)

@@ -11,7 +11,9 @@ block of up to ``BLOCK_Q`` nearby queries and a chunk, the values of ``t`` come 
   the rows stored in panels of 16, products and threshold test in registers; with
   AVX512_VNNI, panels are first screened with 8-bit products against the threshold
   widened by a per-pair error bound, and only those passing are computed in float32
-  (the same hits, bit for bit, four times the multiply-adds per instruction); or
+  (the same hits, bit for bit, four times the multiply-adds per instruction); with
+  AVX2 alone, likewise with 16-bit products (vpmaddwd: twice float32's), once a block's
+  thresholds are tight (after its first chunk); or
 * BLAS ``sgemm`` for the products followed by a threshold pass (every other CPU),
 
 and both report only the (query, 16-row panel) pairs where some row passes the query's
@@ -65,6 +67,9 @@ cdef extern from "_panel_scan.h" nogil:
         const float* xh
         const float* R
         int d2
+    intp_t fastimb_scan_listed(const float* P, const float* xh, intp_t p, int d,
+                               const float* q, const intp_t* rows, intp_t n,
+                               const float* thr, fastimb_hit* hits, intp_t nh)
     intp_t fastimb_sym_rows(const float* P, const float* xh, intp_t pj, int d,
                             const intp_t* rows, intp_t n, const float* thr, int both,
                             fastimb_hit* hits, intp_t nh)
@@ -217,6 +222,42 @@ cdef inline long round_clipped(double x, double lim) noexcept nogil:
     return r - (y < r)
 
 
+cdef void quantize_as_query16(const float* v, intp_t stride, intp_t d, intp_t d2,
+                              const double* steps, double q_max, double x_len,
+                              unsigned* words, float* c_out, float* qa, float* qb,
+                              float* qm) noexcept nogil:
+    """The point v (coordinate j at v[j * stride]) quantised as a query of the 16-bit
+    screen (see quantize16): its ``d2`` packed words, c, qa, qb and qm."""
+    cdef intp_t j
+    cdef long qq
+    cdef unsigned word = 0
+    cdef double c = 0.0, inv_c, t, ee, e2 = 0.0, qn2 = 0.0, q_len, vj
+    cdef float cf
+    for j in range(d):
+        c = max(c, fabs(v[j * stride]) * steps[j])
+    cf = <float> (c / q_max)
+    inv_c = 1.0 / cf if cf > 0 else 0.0
+    for j in range(2 * d2):
+        qq = 0
+        if j < d:
+            vj = v[j * stride]
+            t = vj * steps[j]
+            if cf > 0:
+                qq = round_clipped(t * inv_c, q_max)
+            ee = t - <double> cf * qq
+            e2 = e2 + ee * ee
+            qn2 = qn2 + vj * vj
+        if j % 2 == 0:
+            word = <unsigned> (qq & 0xFFFF)
+        else:
+            words[j // 2] = word | (<unsigned> (qq & 0xFFFF) << 16)
+    q_len = sqrt(qn2)
+    c_out[0] = cf
+    qa[0] = <float> (q_len * (1.0 + 1e-5))
+    qb[0] = <float> (sqrt(e2) * (1.0 + 1e-5) + 1e-12 * c * q_max)
+    qm[0] = <float> ((d + 32) * 2.0 ** -21 * (x_len * x_len + q_len * x_len) + 1e-30)
+
+
 def quantize16(const float[:, :, ::1] P,      # IN  (n_panels, d, 16) panels
                const float[::1] xh,             # IN  (16 n_panels,) their half squared norms
                const double[::1] steps,         # IN  (d,) steps a_j (0: a zero column)
@@ -238,10 +279,9 @@ def quantize16(const float[:, :, ::1] P,      # IN  (n_panels, d, 16) panels
     must fit in 32 bits (no product sum overflows)."""
     cdef intp_t n_panels = P.shape[0], d = P.shape[1], d2 = U.shape[1], n = Q.shape[0]
     cdef intp_t p, l, j, x
-    cdef long xq, qq
+    cdef long xq
     cdef unsigned word
-    cdef double v, t, rr, xx, qsq, res, r_max, q_max_seen, c, ee, e2, qn2, q_len, inv_c
-    cdef float cf
+    cdef double v, rr, xx, qsq, res, r_max, q_max_seen
     # any integers give an exact identity (the residuals are measured): reciprocals do
     inv_steps = np.zeros(d)
     np.divide(1.0, steps, out=inv_steps, where=np.asarray(steps) > 0)
@@ -271,33 +311,9 @@ def quantize16(const float[:, :, ::1] P,      # IN  (n_panels, d, 16) panels
             r_max = max(r_max, sqrt(rr) * (1.0 + 1e-6) + 1e-12 * sqrt(xx))
             q_max_seen = max(q_max_seen, qsq)
             if x < n:
-                c = 0.0
-                for j in range(d):
-                    c = max(c, fabs(P[p, j, l]) * steps[j])
-                cf = <float> (c / q_max)
-                inv_c = 1.0 / cf if cf > 0 else 0.0
-                e2 = 0.0
-                qn2 = 0.0
-                for j in range(2 * d2):
-                    qq = 0
-                    if j < d:
-                        v = P[p, j, l]
-                        t = v * steps[j]
-                        if cf > 0:
-                            qq = round_clipped(t * inv_c, q_max)
-                        ee = t - <double> cf * qq
-                        e2 = e2 + ee * ee
-                        qn2 = qn2 + v * v
-                    if j % 2 == 0:
-                        word = <unsigned> (qq & 0xFFFF)
-                    else:
-                        Q[x, j // 2] = word | (<unsigned> (qq & 0xFFFF) << 16)
-                q_len = sqrt(qn2)
-                per_row[0, x] = cf
-                per_row[1, x] = <float> (q_len * (1.0 + 1e-5))
-                per_row[2, x] = <float> (sqrt(e2) * (1.0 + 1e-5) + 1e-12 * c * q_max)
-                per_row[3, x] = <float> ((d + 32) * 2.0 ** -21 *
-                                         (x_len * x_len + q_len * x_len) + 1e-30)
+                quantize_as_query16(&P[p, 0, l], PANEL, d, d2, &steps[0], q_max, x_len,
+                                    &Q[x, 0], &per_row[0, x], &per_row[1, x],
+                                    &per_row[2, x], &per_row[3, x])
                 per_row[4, x] = xh[x]
         R[p, 0] = <float> (r_max * (1.0 + 1e-6))
         R[p, 1] = <float> (sqrt(q_max_seen) * (1.0 + 1e-6))
@@ -321,28 +337,37 @@ cdef struct Rows:
     intp_t n
     intp_t d
     int level               # 0: gemm path on XA; 1, 2: fused scan on P; 3: screened by U
+    bint screen16           # level 1 screened by U's 16-bit words (see scan_screened16)
     const float* XA
     const float* P
-    const unsigned* U
-    const float* R
+    const unsigned* U       # the screen's copy of the panels (8-bit or 16-bit words)
+    const float* R          # and its per-panel norms
     const float* xh
     const intp_t* perm
     intp_t n_chunks         # chunks of CHUNK positions and their bounding boxes
     const float* lo
     const float* hi
-    # the 8-bit screen (level 3): per-dimension steps and the rows' largest norm
+    # the screens: per-dimension steps, the largest quantised value of the 16-bit
+    # screen and the rows' largest norm
     const double* scale
+    double q_max
     double x_len
 
 
 cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
                   const unsigned[:, :, ::1] U, const float[:, ::1] R, const float[::1] xh,
                   const intp_t[::1] perm, const float[:, ::1] lo, const float[:, ::1] hi,
-                  intp_t n, int level, const double[::1] scale, double x_len):
+                  intp_t n, int level, const double[::1] scale, double x_len,
+                  double q_max):
     cdef Rows rows
     rows.n = n
     rows.d = XA.shape[1]
     rows.level = level
+    rows.screen16 = level == 1 and U.shape[0] > 0
+    if rows.screen16 and (U.shape[0] != P.shape[0] or U.shape[1] != (rows.d + 1) // 2 or
+                          R.shape[0] != P.shape[0] or scale.shape[0] != rows.d):
+        raise ValueError("brute-force scan: 16-bit screen arrays of the wrong size")
+    rows.q_max = q_max
     rows.XA = &XA[0, 0] if XA.shape[0] > 0 else NULL
     rows.P = &P[0, 0, 0] if P.shape[0] > 0 else NULL
     rows.U = &U[0, 0, 0] if U.shape[0] > 0 else NULL
@@ -360,30 +385,42 @@ cdef Rows rows_of(const float[:, ::1] XA, const float[:, :, ::1] P,
 cdef struct Queries:
     # up to BLOCK_Q queries as the scan reads them
     float* q                # (BLOCK_Q, d) float32 rows, padding rows zero
-    # level 3 only: the queries quantised for the 8-bit screen (see _panel_scan.h)
-    unsigned* qu            # (BLOCK_Q, ceil(d/4)) packed signed bytes
-    int* qinit              # (BLOCK_Q,) -128 times the sum of each query's bytes
+    # screened scans only: the queries quantised for the 8-bit screen (level 3) or the
+    # 16-bit one (level 1), see _panel_scan.h; the float arrays have 8 more entries (the
+    # 16-bit screen reads 8 at a time)
+    unsigned* qu            # (BLOCK_Q, words) packed signed bytes (ceil(d/4) words) or
+                            #   16-bit integers (ceil(d/2) words)
+    int* qinit              # (BLOCK_Q,) -128 times the sum of each query's bytes (8-bit)
     float* qscale           # (BLOCK_Q,) each query's scale c
     float* qa               # (BLOCK_Q,) |q|, and c |q a / c - qq|: the pair's error
-    float* qb               #   bound is qa |x - a xq| + qb |xq| + qmargin
-    double* qmargin         # (BLOCK_Q,) rounding part of the bound
+    float* qb               #   bound is qa |x - a xq| + qb |xq| + the rounding part:
+    double* qmargin         # (BLOCK_Q,) 8-bit
+    float* qm               # (BLOCK_Q,) 16-bit
+
+
+cdef inline intp_t query_words(const Rows* r) noexcept nogil:
+    """Packed words per quantised query: those of the rows' screen, else 0."""
+    if r.level == 3:
+        return (r.d + 3) // 4
+    return (r.d + 1) // 2 if r.screen16 else 0
 
 
 cdef Queries queries_alloc(intp_t d) noexcept nogil:
     cdef Queries s
     s.q = <float*> malloc(BLOCK_Q * d * sizeof(float) + 1)
-    s.qu = <unsigned*> malloc(BLOCK_Q * ((d + 3) // 4) * sizeof(unsigned) + 1)
+    s.qu = <unsigned*> malloc(BLOCK_Q * ((d + 1) // 2) * sizeof(unsigned) + 1)
     s.qinit = <int*> malloc(BLOCK_Q * sizeof(int))
-    s.qscale = <float*> malloc(BLOCK_Q * sizeof(float))
-    s.qa = <float*> malloc(BLOCK_Q * sizeof(float))
-    s.qb = <float*> malloc(BLOCK_Q * sizeof(float))
+    s.qscale = <float*> malloc((BLOCK_Q + 8) * sizeof(float))
+    s.qa = <float*> malloc((BLOCK_Q + 8) * sizeof(float))
+    s.qb = <float*> malloc((BLOCK_Q + 8) * sizeof(float))
     s.qmargin = <double*> malloc(BLOCK_Q * sizeof(double))
+    s.qm = <float*> malloc((BLOCK_Q + 8) * sizeof(float))
     return s
 
 
 cdef bint queries_ok(const Queries* s) noexcept nogil:
     return s.q != NULL and s.qu != NULL and s.qinit != NULL and s.qscale != NULL and \
-        s.qa != NULL and s.qb != NULL and s.qmargin != NULL
+        s.qa != NULL and s.qb != NULL and s.qmargin != NULL and s.qm != NULL
 
 
 cdef void queries_free(Queries* s) noexcept nogil:
@@ -394,22 +431,25 @@ cdef void queries_free(Queries* s) noexcept nogil:
     free(s.qa)
     free(s.qb)
     free(s.qmargin)
+    free(s.qm)
 
 
 cdef void queries_copy(const Queries* src, intp_t a, Queries* dst, intp_t b, intp_t d,
-                       bint screen) noexcept nogil:
-    """Query a of ``src`` into slot b of ``dst``."""
-    cdef intp_t j, d4 = (d + 3) // 4
+                       intp_t words) noexcept nogil:
+    """Query a of ``src`` into slot b of ``dst``, with its quantised form (``words``
+    packed words, see query_words) if any."""
+    cdef intp_t j
     for j in range(d):
         dst.q[b * d + j] = src.q[a * d + j]
-    if screen:
-        for j in range(d4):
-            dst.qu[b * d4 + j] = src.qu[a * d4 + j]
+    if words > 0:
+        for j in range(words):
+            dst.qu[b * words + j] = src.qu[a * words + j]
         dst.qinit[b] = src.qinit[a]
         dst.qscale[b] = src.qscale[a]
         dst.qa[b] = src.qa[a]
         dst.qb[b] = src.qb[a]
         dst.qmargin[b] = src.qmargin[a]
+        dst.qm[b] = src.qm[a]
 
 
 cdef struct Work:
@@ -417,7 +457,7 @@ cdef struct Work:
     Queries blk             # the block's queries, quantised once (level 3)
     Queries tile            # the queries scanning the current chunk, padded to 8
     intp_t* act             # (BLOCK_Q,) block slot of each tile row
-    float* thr              # (BLOCK_Q,) tile rows' thresholds on t, -inf for padding
+    float* thr              # (BLOCK_Q + 8,) tile rows' thresholds on t, -inf for padding
     float* thr_s            # (BLOCK_Q,) the 8-bit screen's wider thresholds
     double* lim             # (BLOCK_Q,) block queries' limits on the squared distance
     float* lim_f            # (BLOCK_Q,) the same for the float32 box test (widened)
@@ -431,6 +471,9 @@ cdef struct Work:
     float* prod             # (BLOCK_Q, CHUNK) products (gemm path only)
     fastimb_hit* hits       # (MAX_HITS,)
     intp_t* qrows           # (BLOCK_Q,) the query of each block slot
+    unsigned* qbuf          # (40 ceil(d/2),) the 16-bit screen's spread queries
+    int* count              # (CHUNK / PANEL,) queries the 16-bit screen keeps per panel
+    intp_t* lists           # (CHUNK / PANEL, BLOCK_Q) and which
     intp_t lane_row[PANEL]  # one hit's positions and approximate squared distances
     double lane_dd[PANEL]
 
@@ -441,7 +484,7 @@ cdef Work work_alloc(intp_t d, intp_t n_chunks, int level) noexcept nogil:
     w.blk = queries_alloc(d)
     w.tile = queries_alloc(d)
     w.act = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
-    w.thr = <float*> malloc(BLOCK_Q * sizeof(float))
+    w.thr = <float*> malloc((BLOCK_Q + 8) * sizeof(float))
     w.thr_s = <float*> malloc(BLOCK_Q * sizeof(float))
     w.lim = <double*> malloc(BLOCK_Q * sizeof(double))
     w.lim_f = <float*> malloc(BLOCK_Q * sizeof(float))
@@ -455,6 +498,9 @@ cdef Work work_alloc(intp_t d, intp_t n_chunks, int level) noexcept nogil:
     w.prod = <float*> malloc(BLOCK_Q * CHUNK * sizeof(float)) if level == 0 else NULL
     w.hits = <fastimb_hit*> malloc(MAX_HITS * sizeof(fastimb_hit))
     w.qrows = <intp_t*> malloc(BLOCK_Q * sizeof(intp_t))
+    w.qbuf = <unsigned*> malloc(40 * ((d + 1) // 2) * sizeof(unsigned) + 1)
+    w.count = <int*> malloc((CHUNK // PANEL) * sizeof(int))
+    w.lists = <intp_t*> malloc((CHUNK // PANEL) * BLOCK_Q * sizeof(intp_t))
     return w
 
 
@@ -464,6 +510,7 @@ cdef bint work_ok(const Work* w, int level) noexcept nogil:
         w.lim_f != NULL and w.qt != NULL and \
         w.blo != NULL and w.bhi != NULL and w.centre != NULL and w.ckey != NULL and \
         w.corder != NULL and w.clb != NULL and w.hits != NULL and w.qrows != NULL and \
+        w.qbuf != NULL and w.count != NULL and w.lists != NULL and \
         (level > 0 or w.prod != NULL)
 
 
@@ -485,11 +532,49 @@ cdef void work_free(Work* w) noexcept nogil:
     free(w.prod)
     free(w.hits)
     free(w.qrows)
+    free(w.qbuf)
+    free(w.count)
+    free(w.lists)
 
 
-cdef intp_t scan_rows(const Rows* r, Work* w, intp_t x0, intp_t nx, int nq) noexcept nogil:
+cdef intp_t scan_screened16(const Rows* r, Work* w, intp_t x0, intp_t nx,
+                           int nq) noexcept nogil:
+    """scan_rows with the 16-bit screen (level 1, see fastimb_sym_screen, one-sided):
+    a pass screens the tile's queries against SCREEN_BYTES of the panels' words (which
+    stay in the first-level cache), then computes in float32 only the (query, panel)
+    pairs it keeps, panel by panel: the same hits in the same order."""
+    cdef intp_t d = r.d, d2 = (r.d + 1) // 2, p0 = x0 // PANEL
+    cdef intp_t n_panels = (nx + PANEL - 1) // PANEL, nh = 0, g, ng, k, group
+    cdef const float* P = r.P + p0 * d * PANEL
+    cdef const float* xh = r.xh + x0
+    cdef fastimb_screen16 s
+    s.U = r.U + p0 * d2 * PANEL
+    s.R = r.R + p0 * 2
+    s.Q = w.tile.qu
+    s.qscale = w.tile.qscale
+    s.qa = w.tile.qa
+    s.qb = w.tile.qb
+    s.qm = w.tile.qm
+    s.xh = w.tile.qm     # read, used only by the two-sided test
+    s.d2 = <int> d2
+    group = max(4, min(n_panels, SCREEN_BYTES // (64 * d2)))
+    g = 0
+    while g < n_panels:
+        ng = min(group, n_panels - g)
+        fastimb_sym_screen(&s, xh, w.thr, 0, nq, g, ng, 0, w.qbuf, w.count, w.lists)
+        for k in range(ng):
+            if w.count[k]:
+                nh = fastimb_scan_listed(P, xh, g + k, <int> d, w.tile.q, w.lists + k * nq,
+                                         w.count[k], w.thr, w.hits, nh)
+        g = g + ng
+    return nh
+
+
+cdef intp_t scan_rows(const Rows* r, Work* w, intp_t x0, intp_t nx, int nq,
+                      bint screened) noexcept nogil:
     """Hits of the ``nq`` tile queries (padded, see tile_rows) on the ``nx`` positions from
-    x0 (a multiple of the panel width; at most CHUNK of them)."""
+    x0 (a multiple of the panel width; at most CHUNK of them); with ``screened``, through
+    the 16-bit screen where the rows have one (it pays once thresholds are tight)."""
     cdef intp_t n_panels = (nx + PANEL - 1) // PANEL, nh = 0, p, l, stop
     cdef int i, inx = <int> nx, ind = <int> r.d
     cdef char ta = b'T'
@@ -497,6 +582,8 @@ cdef intp_t scan_rows(const Rows* r, Work* w, intp_t x0, intp_t nx, int nq) noex
     cdef float one = 1.0, zero = 0.0, t, th
     cdef const float* prow
     cdef unsigned mask
+    if screened and r.screen16:
+        return scan_screened16(r, w, x0, nx, nq)
     if r.level > 0:
         return fastimb_scan(r.level, r.P + (x0 // PANEL) * r.d * PANEL,
                             r.U + (x0 // PANEL) * ((r.d + 3) // 4) * PANEL if r.U != NULL
@@ -582,6 +669,14 @@ cdef void quantize_query(Queries* s, intp_t i, intp_t d, const Rows* r) noexcept
         + 1e-30 * (1.0 + q_len) * (1.0 + r.x_len)
 
 
+cdef void quantize_query16(Queries* s, intp_t i, intp_t d, const Rows* r) noexcept nogil:
+    """Query i for the 16-bit screen, as the rows are quantised as queries (see
+    quantize16)."""
+    quantize_as_query16(s.q + i * d, 1, d, (d + 1) // 2, r.scale, r.q_max, r.x_len,
+                        s.qu + i * ((d + 1) // 2), &s.qscale[i], &s.qa[i], &s.qb[i],
+                        &s.qm[i])
+
+
 cdef void load_block(Work* w, const float* QA, intp_t nq, const Rows* r) noexcept nogil:
     """The queries ``w.qrows[:nq]`` (rows of the (m, d) array QA) into the block's slots
     (quantised at level 3), their bounding box and centre, and the order the chunks are
@@ -602,6 +697,8 @@ cdef void load_block(Work* w, const float* QA, intp_t nq, const Rows* r) noexcep
                 w.bhi[j] = max(w.bhi[j], <double> v)
         if r.level == 3 and i < nq:
             quantize_query(&w.blk, i, d, r)
+        elif r.screen16 and i < nq:
+            quantize_query16(&w.blk, i, d, r)
     for j in range(d):
         w.centre[j] = <float> (0.5 * (w.blo[j] + w.bhi[j]))
     # a max-heap of all chunks, then sorted: increasing (distance, chunk)
@@ -614,10 +711,14 @@ cdef void load_block(Work* w, const float* QA, intp_t nq, const Rows* r) noexcep
 
 
 cdef inline void prefetch_chunk(const Rows* r, intp_t c) noexcept nogil:
-    """Request chunk c's panels and half norms (the chunks are visited out of order: the
-    next one is fetched while the current one is scanned)."""
+    """Request chunk c's panels (their 16-bit words where the screen reads those) and
+    half norms (the chunks are visited out of order: the next one is fetched while the
+    current one is scanned)."""
     cdef intp_t x0 = c * CHUNK, nx = min(CHUNK, r.n - c * CHUNK)
-    if r.P != NULL:
+    if r.screen16:
+        prefetch_bytes(r.U + x0 * ((r.d + 1) // 2), nx * ((r.d + 1) // 2) * sizeof(unsigned),
+                       True)
+    elif r.P != NULL:
         prefetch_bytes(r.P + x0 * r.d, nx * r.d * sizeof(float), True)
     prefetch_bytes(r.xh + x0, nx * sizeof(float), True)
 
@@ -643,7 +744,7 @@ cdef intp_t select_tile(Work* w, intp_t nq, intp_t c, const Rows* r) noexcept no
     cdef intp_t k = fastimb_select(r.level, w.qt, BLOCK_Q, <int> nq, <int> d, r.lo + c * d,
                                    r.hi + c * d, w.lim_f, w.act)
     for i in range(k):
-        queries_copy(&w.blk, w.act[i], &w.tile, i, d, r.level == 3)
+        queries_copy(&w.blk, w.act[i], &w.tile, i, d, query_words(r))
     n_pad = tile_rows(k, r.level)
     for i in range(k, n_pad):
         for j in range(d):
@@ -732,14 +833,16 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
               const double[::1] slack,         # IN  (m,) bound on the approximation error
               const float[:, ::1] XA,          # IN  the rows (see make_rows): for the gemm
               const float[:, :, ::1] P,        #     path, or panels for the fused scan,
-              const unsigned[:, :, ::1] U,     #     8-bit panels (level 3), or empty
-              const float[:, ::1] R,           #     the screen's panel norms (level 3)
-              const double[::1] scale,         #     the screen's steps (level 3)
+              const unsigned[:, :, ::1] U,     #     8-bit panels (level 3), 16-bit ones
+                                               #     (level 1, see quantize16), or empty
+              const float[:, ::1] R,           #     the screen's panel norms
+              const double[::1] scale,         #     the screen's steps
               const float[::1] xh,             #     half squared norms
               const intp_t[::1] perm,          #     row of each scan position
               const float[:, ::1] lo,          #     chunks' bounding boxes
               const float[:, ::1] hi,
               double x_len,                    #     largest norm of a row
+              double q_max,                    #     the 16-bit screen's largest value
               double[:, ::1] out_dist,         # OUT (m, k)
               intp_t[:, ::1] out_ind,          # OUT (m, k)
               unsigned char[::1] unsure,       # OUT (m,) 1 where the bound did not hold
@@ -771,7 +874,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0 or k == 0:
         return
-    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len)
+    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len, q_max)
     with nogil, parallel(num_threads=n_threads):
         w = work_alloc(d, rows.n_chunks, level)  # assigned here, so private to each thread
         hd = <double*> malloc(BLOCK_Q * kc * sizeof(double))
@@ -810,7 +913,7 @@ def query_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distance
                             qi = w.qrows[w.act[i]]
                             set_threshold(&w, i, hd[w.act[i] * kc], q_norms[qi],
                                           level == 3)
-                        nh = scan_rows(&rows, &w, x0, nx, nq_pad)
+                        nh = scan_rows(&rows, &w, x0, nx, nq_pad, not first)
                         for h in range(nh):
                             hit = &w.hits[h]
                             b = w.act[hit.qi]
@@ -859,6 +962,7 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                  const float[:, ::1] lo,
                  const float[:, ::1] hi,
                  double x_len,
+                 double q_max,
                  intp_t max_count,                # IN  stop counting at this many
                  intp_t[::1] out_count,           # OUT (m,)
                  int level,                       # IN  scan_level() or 0 (gemm path)
@@ -886,7 +990,7 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
     cdef int* p_failed = &failed  # written through a pointer: shared by the threads
     if m == 0:
         return
-    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len)
+    rows = rows_of(XA, P, U, R, xh, perm, lo, hi, n, level, scale, x_len, q_max)
     with nogil, parallel(num_threads=n_threads):
         w = work_alloc(d, rows.n_chunks, level)  # assigned here, so private to each thread
         if not work_ok(&w, level):
@@ -916,7 +1020,8 @@ def count_closer(const floating[:, ::1] X,        # IN  (n, d) data (exact dista
                     nq_pad = <int> tile_rows(n_act, level)
                     if ci + 1 < rows.n_chunks:
                         prefetch_chunk(&rows, w.corder[ci + 1])
-                    nh = scan_rows(&rows, &w, c * CHUNK, min(CHUNK, n - c * CHUNK), nq_pad)
+                    nh = scan_rows(&rows, &w, c * CHUNK, min(CHUNK, n - c * CHUNK), nq_pad,
+                                   True)
                     for h in range(nh):
                         hit = &w.hits[h]
                         qi = w.qrows[w.act[hit.qi]]

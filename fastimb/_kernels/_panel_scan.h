@@ -123,35 +123,42 @@ static ptrdiff_t fastimb_scan_avx512(const float* P, const float* xh, ptrdiff_t 
 
 /* AVX2+FMA: T queries (6, or fewer for the rest: any nq, no padding needed) against
  * panel p, 2T accumulators (6 x 16 keeps twelve multiply-add chains in flight, enough to
- * cover their latency with sixteen registers). */
+ * cover their latency with sixteen registers). The queries are rows i0 .. i0 + T - 1 of
+ * q, or with ``rows`` (not NULL) rows rows[0] .. rows[T - 1]. */
 __attribute__((always_inline, target("avx2,fma")))
 static inline ptrdiff_t fastimb_avx2_tile(const int T, const float* P, const float* xh,
                                           ptrdiff_t p, int d, const float* q, int i0,
-                                          const float* thr, fastimb_hit* hits,
-                                          ptrdiff_t nh) {
-    const float* qq = q + (ptrdiff_t)i0 * d;
+                                          const ptrdiff_t* rows, const float* thr,
+                                          fastimb_hit* hits, ptrdiff_t nh) {
     const float* xp = P + p * d * FASTIMB_PANEL;
     __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
     __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
     __m256 a0[6], a1[6];
+    const float* qp[6];
+    int qi[6];
     int i, j;
-    for (i = 0; i < T; i++) { a0[i] = h0; a1[i] = h1; }
+    for (i = 0; i < T; i++) {
+        qi[i] = rows ? (int)rows[i] : i0 + i;
+        qp[i] = q + (ptrdiff_t)qi[i] * d;
+        a0[i] = h0;
+        a1[i] = h1;
+    }
     for (j = 0; j < d; j++) {
         __m256 x0 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL);
         __m256 x1 = _mm256_loadu_ps(xp + (ptrdiff_t)j * FASTIMB_PANEL + 8);
         for (i = 0; i < T; i++) {
-            __m256 qv = _mm256_broadcast_ss(qq + i * d + j);
+            __m256 qv = _mm256_broadcast_ss(qp[i] + j);
             a0[i] = _mm256_fnmadd_ps(qv, x0, a0[i]);
             a1[i] = _mm256_fnmadd_ps(qv, x1, a1[i]);
         }
     }
     for (i = 0; i < T; i++) {
-        __m256 th = _mm256_broadcast_ss(thr + i0 + i);
+        __m256 th = _mm256_broadcast_ss(thr + qi[i]);
         unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0[i], th, _CMP_LE_OQ)) |
                      ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1[i], th, _CMP_LE_OQ))
                       << 8);
         if (m) {
-            hits[nh].qi = i0 + i;
+            hits[nh].qi = qi[i];
             hits[nh].panel = (int)p;
             hits[nh].mask = m;
             _mm256_storeu_ps(hits[nh].t, a0[i]);
@@ -171,10 +178,23 @@ static ptrdiff_t fastimb_scan_avx2(const float* P, const float* xh, ptrdiff_t n_
     ptrdiff_t nh = 0, p;
     int i0;
     for (p = 0; p < n_panels; p++) {
-#define FASTIMB_AVX2_TILE(T) fastimb_avx2_tile(T, P, xh, p, d, q, i0, thr, hits, nh)
+#define FASTIMB_AVX2_TILE(T) fastimb_avx2_tile(T, P, xh, p, d, q, i0, NULL, thr, hits, nh)
         FASTIMB_BY_SIX(i0, 0, nq, nh, FASTIMB_AVX2_TILE)
 #undef FASTIMB_AVX2_TILE
     }
+    return nh;
+}
+
+/* fastimb_scan_avx2's hits of the queries rows[0..n) (rows of q) on panel p alone, in
+   that order (the queries a screen kept for the panel). */
+__attribute__((target("avx2,fma")))
+static ptrdiff_t fastimb_scan_listed(const float* P, const float* xh, ptrdiff_t p, int d,
+                                     const float* q, const ptrdiff_t* rows, ptrdiff_t n,
+                                     const float* thr, fastimb_hit* hits, ptrdiff_t nh) {
+    ptrdiff_t i;
+#define FASTIMB_LISTED_TILE(T) fastimb_avx2_tile(T, P, xh, p, d, q, 0, rows + i, thr, hits, nh)
+    FASTIMB_BY_SIX(i, 0, n, nh, FASTIMB_LISTED_TILE)
+#undef FASTIMB_LISTED_TILE
     return nh;
 }
 
@@ -604,10 +624,13 @@ static inline void fastimb_screen16_tile(const int T, const fastimb_screen16* s,
                 _mm256_fmadd_ps(qbn, _mm256_set1_ps(s->R[2 * p + 1]), qm));
             const __m256 h0 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL);
             const __m256 h1 = _mm256_loadu_ps(xh + p * FASTIMB_PANEL + 8);
-            const __m256 w0 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL), h0);
-            const __m256 w1 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL + 8), h1);
+            __m256 w0 = h0, w1 = h1;   /* the panel's rows' thresholds: only with both */
+            if (both) {
+                w0 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL), h0);
+                w1 = _mm256_add_ps(_mm256_loadu_ps(thr + p * FASTIMB_PANEL + 8), h1);
+                _mm256_storeu_ps(l2, _mm256_sub_ps(xi, e));
+            }
             _mm256_storeu_ps(l1, _mm256_add_ps(th, e));
-            _mm256_storeu_ps(l2, _mm256_sub_ps(xi, e));
             FASTIMB_UNROLL
             for (i = 0; i < T; i++) {
                 const __m256 cs = _mm256_broadcast_ss(c + i), lim = _mm256_broadcast_ss(l1 + i);
@@ -630,7 +653,9 @@ static inline void fastimb_screen16_tile(const int T, const fastimb_screen16* s,
 
 /* The screen for rows [i0, i0 + ni) against panels [p0, p0 + np): count[k] (zeroed here)
    and lists[k * ni ...] give, for panel p0 + k, the rows it keeps, in order; only those
-   are then computed in float32 (fastimb_sym_rows). qb: room for 40 ceil(d / 2) words. */
+   are then computed in float32 (fastimb_sym_rows). qb: room for 40 ceil(d / 2) words.
+   Without ``both`` (a one-sided screen: the query scan's), thr holds the rows' thresholds
+   alone and s->xh is read but not used. */
 __attribute__((target("avx2,fma")))
 static void fastimb_sym_screen(const fastimb_screen16* s, const float* xh, const float* thr,
                                ptrdiff_t i0, ptrdiff_t ni, ptrdiff_t p0, ptrdiff_t np,
@@ -645,6 +670,14 @@ static void fastimb_sym_screen(const fastimb_screen16* s, const float* xh, const
     (void)unused;
 }
 #else
+static ptrdiff_t fastimb_scan_listed(const float* P, const float* xh, ptrdiff_t p, int d,
+                                     const float* q, const ptrdiff_t* rows, ptrdiff_t n,
+                                     const float* thr, fastimb_hit* hits, ptrdiff_t nh) {
+    (void)P; (void)xh; (void)p; (void)d; (void)q; (void)rows; (void)n; (void)thr;
+    (void)hits;
+    return nh;   /* never called: the 16-bit screen needs scan level 1 or more */
+}
+
 static ptrdiff_t fastimb_sym_rows(const float* P, const float* xh, ptrdiff_t pj, int d,
                                   const ptrdiff_t* rows, ptrdiff_t n, const float* thr,
                                   int both, fastimb_hit* hits, ptrdiff_t nh) {
