@@ -52,6 +52,7 @@ results never depend on the number of threads. **Tie rule**: neighbours at equal
 distance are ordered by increasing index. ``kneighbors(X=None)`` excludes each point
 itself *by index*, so a duplicate of a point is still its neighbour (at distance 0).
 """
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
@@ -74,6 +75,17 @@ DEFAULT_LEAF_SIZE = 32
 # brute force: 2 = fused AVX-512 scan, 1 = fused AVX2 scan, 0 = BLAS gemm + filter
 _SCAN_LEVEL = _brute.scan_level()
 _BLAS_CONTROLLER = []
+
+
+def _by_blocks(func, n, block, n_threads):
+    """``[func(a, b) for each block [a, b) of range(n)]``, the blocks shared among up to
+    ``n_threads`` threads (``func`` runs NumPy / BLAS calls that release the GIL; with
+    BLAS on one thread each, see _one_blas_thread)."""
+    starts = range(0, n, block)
+    if n_threads <= 1 or len(starts) <= 1:
+        return [func(a, min(n, a + block)) for a in starts]
+    with ThreadPoolExecutor(min(int(n_threads), len(starts))) as pool:
+        return list(pool.map(lambda a: func(a, min(n, a + block)), starts))
 
 
 def _one_blas_thread():
@@ -174,7 +186,8 @@ class _BruteIndex:
     PANEL = 16
     ORDER_LEAF_SIZE = 64          # leaves of the tree that orders the rows and queries
     AXES_SAMPLE = 1 << 16         # rows (strided) the principal axes are estimated from
-    ROTATE_BLOCK = 1 << 16        # rows rotated per BLAS call (bounds the temporaries)
+    ROTATE_BLOCK = 1 << 13        # rows centred or rotated per call (their temporaries
+                                  # stay in the cache), the blocks shared among threads
     # Near neighbours even in high dimension (duplicates, queries that are rows of the
     # data, clustered or resampled data): a KD-tree finds them after a few leaves. For
     # at least TREE_MIN_QUERIES queries, TREE_PROBE of them are answered by the scan
@@ -219,7 +232,11 @@ class _BruteIndex:
         self.X = X
         self.level = _SCAN_LEVEL if (
             _SCAN_LEVEL < 3 or self.INT8_MIN_FEATURES <= d <= self.INT8_MAX_FEATURES) else 2
-        self.mean = X.mean(axis=0, dtype=np.float64)
+        self.n_threads = n_threads
+        # any centre keeps the scan exact: the mean of the blocks' sums, in block order
+        sums = _by_blocks(lambda a, b: X[a:b].sum(axis=0, dtype=np.float64), n,
+                          self.ROTATE_BLOCK, n_threads)
+        self.mean = np.sum(sums, axis=0) / max(n, 1) if n else np.zeros(d)
         with _one_blas_thread():
             self.axes = self._principal_axes(X)
             Z = self._rotate(X)
@@ -261,11 +278,13 @@ class _BruteIndex:
 
     def _rotate(self, A):
         """A, centred and rotated onto the principal axes, as float32 (computed in double,
-        rounded once), a block of rows at a time."""
+        rounded once), blocks of rows on the index's threads (BLAS on one each)."""
         out = np.empty(A.shape, dtype=np.float32)
-        for a in range(0, A.shape[0], self.ROTATE_BLOCK):
-            block = np.asarray(A[a:a + self.ROTATE_BLOCK], dtype=np.float64) - self.mean
-            out[a:a + self.ROTATE_BLOCK] = block @ self.axes
+
+        def rotate(a, b):
+            out[a:b] = (np.asarray(A[a:b], dtype=np.float64) - self.mean) @ self.axes
+
+        _by_blocks(rotate, A.shape[0], self.ROTATE_BLOCK, self.n_threads)
         return out
 
     def _screen(self, n_threads):
