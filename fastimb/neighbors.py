@@ -100,14 +100,15 @@ def _one_blas_thread():
 
 class _KDTreeIndex:
     """A KD-tree over the rows of X, stored as flat arrays. With ``copy_rows`` (the
-    default) the rows are kept in tree order, a leaf's points contiguous and stored by
-    coordinate (``_kdtree.leaf_columns``); without, the queries read X through the
-    permutation (cheaper to build: for queries that visit few leaves)."""
+    default) the rows are kept in tree order, a leaf's points contiguous and, with
+    ``leaf_columns`` (the default), stored by coordinate (``_kdtree.leaf_columns``: the
+    layout the queries read); without, the queries read X through the permutation
+    (cheaper to build: for queries that visit few leaves)."""
 
     kind = "kd_tree"
     ORDER_MIN_QUERIES = 1024  # fewer queries are answered in their own order
 
-    def __init__(self, X, leaf_size, n_threads, copy_rows=True):
+    def __init__(self, X, leaf_size, n_threads, copy_rows=True, leaf_columns=True):
         n, d = X.shape
         n_levels = 1
         while (n >> (n_levels - 1)) > leaf_size:
@@ -127,7 +128,7 @@ class _KDTreeIndex:
                                         self.node_lo, self.node_hi, self.split_dim,
                                         self.split_val, Xt, n_threads)
         self.indirect = not copy_rows
-        if copy_rows:   # each leaf by coordinate: the queries sum 4 points at a time
+        if copy_rows and leaf_columns:   # the queries sum 4 points at a time
             _kdtree.leaf_columns(Xt, self.node_start, self.node_end, n_threads)
         self.Xt = X if self.indirect else Xt
 
@@ -240,9 +241,13 @@ class _BruteIndex:
         with _one_blas_thread():
             self.axes = self._principal_axes(X)
             Z = self._rotate(X)
-        # the scan order: a KD-tree's (of the rotated rows), whose cuts also order queries
-        tree = _KDTreeIndex(Z, self.ORDER_LEAF_SIZE, n_threads, copy_rows=False)
+        # the scan order: a KD-tree's (of the rotated rows), whose cuts also order
+        # queries; its build writes the rows in that order (the panels are then made from
+        # consecutive rows: gathering them through the permutation misses the caches)
+        tree = _KDTreeIndex(Z, self.ORDER_LEAF_SIZE, n_threads, leaf_columns=False)
         self.perm, self.split_dim, self.split_val = tree.idx, tree.split_dim, tree.split_val
+        del Z
+        Z = tree.Xt
         del tree
         n_panels = -(-n // self.PANEL)
         n_chunks = -(-n // _brute.chunk_rows())
@@ -253,8 +258,7 @@ class _BruteIndex:
         self.norms = np.empty(n, dtype=np.float64)
         self.lo = np.empty((n_chunks, d), dtype=np.float32)
         self.hi = np.empty((n_chunks, d), dtype=np.float32)
-        _brute.make_rows(Z, self.perm, self.XA, self.P, self.xh, self.norms, self.lo, self.hi,
-                         n_threads)
+        _brute.make_rows(Z, self.XA, self.P, self.xh, self.norms, self.lo, self.hi, n_threads)
         del Z
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
         # the 8-bit screen's copy (U, R, steps), made on the first scan worth it

@@ -106,8 +106,8 @@ def scan_level():
     return fastimb_scan_level()
 
 
-def make_rows(const float[:, ::1] Z,         # IN  (n, d) the rows, rotated and centred
-              const intp_t[::1] perm,        # IN  (n,) row of Z at each scan position
+def make_rows(const float[:, ::1] Z,         # IN  (n, d) the rows, rotated and centred,
+                                             #     in scan order
               float[:, ::1] XA,              # OUT (n, d) rows for the gemm path (or (0, d))
               float[:, :, ::1] P,            # OUT (ceil(n/16), d, 16) panels (or (0, d, 16))
               float[::1] xh,                 # OUT (16 ceil(n/16),) ||x||^2 / 2, +inf padding
@@ -115,18 +115,16 @@ def make_rows(const float[:, ::1] Z,         # IN  (n, d) the rows, rotated and 
               float[:, ::1] lo,              # OUT (ceil(n/CHUNK), d) bounding box of each
               float[:, ::1] hi,              #     chunk of CHUNK positions
               int n_threads):
-    """The scan's copy of the rows, in scan order (``perm``): as rows (gemm path) and/or
-    panels (fused scan), with their half squared norms, their squared norms and each
-    chunk's bounding box."""
-    cdef intp_t n = Z.shape[0], d = Z.shape[1], n_chunks = lo.shape[0], i, j, c, x
+    """The scan's copy of the rows: as rows (gemm path) and/or panels (fused scan), with
+    their half squared norms, their squared norms and each chunk's bounding box."""
+    cdef intp_t n = Z.shape[0], d = Z.shape[1], n_chunks = lo.shape[0], j, c, x
     cdef bint rows = XA.shape[0] > 0, panels = P.shape[0] > 0
     cdef float v
     cdef double acc
     for x in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        i = perm[x]
         acc = 0.0
         for j in range(d):
-            v = Z[i, j]
+            v = Z[x, j]
             acc = acc + <double> v * <double> v
             if rows:
                 XA[x, j] = v
@@ -141,11 +139,11 @@ def make_rows(const float[:, ::1] Z,         # IN  (n, d) the rows, rotated and 
                 P[x // PANEL, j, x % PANEL] = 0.0
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
         for j in range(d):
-            lo[c, j] = Z[perm[c * CHUNK], j]
+            lo[c, j] = Z[c * CHUNK, j]
             hi[c, j] = lo[c, j]
         for x in range(c * CHUNK + 1, min(n, (c + 1) * CHUNK)):
             for j in range(d):
-                v = Z[perm[x], j]
+                v = Z[x, j]
                 if v < lo[c, j]:
                     lo[c, j] = v
                 if v > hi[c, j]:
