@@ -465,7 +465,7 @@ class SMOTE(BaseSMOTE):
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
-            X_class = X[class_idx]
+            X_class = gather_rows(X, class_idx)
             nns = _neighbors_of(self.nn_k_, X_class, X_class)
             plans.append(_Plan(label, n_samples, X_class, nns))
         return _generate(X, y, plans, self.random_state)
@@ -552,7 +552,7 @@ class BorderlineSMOTE(BaseSMOTE):
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
-            X_class = X[class_idx]
+            X_class = gather_rows(X, class_idx)
             if "m" not in fitted_on_X:
                 self.nn_m_.fit(X)
                 fitted_on_X.add("m")
@@ -651,7 +651,7 @@ class ADASYN(BaseOverSampler):
             if n_samples == 0:
                 continue
             class_idx = np.flatnonzero(y == label)
-            X_class = X[class_idx]
+            X_class = gather_rows(X, class_idx)
             if nn_all is None:
                 nn_all = clone(self.nn_)
                 nn_all.fit(X)
