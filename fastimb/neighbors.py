@@ -237,7 +237,7 @@ class _BruteIndex:
         # any centre keeps the scan exact: the mean of the blocks' sums, in block order
         sums = _by_blocks(lambda a, b: X[a:b].sum(axis=0, dtype=np.float64), n,
                           self.ROTATE_BLOCK, n_threads)
-        self.mean = np.sum(sums, axis=0) / max(n, 1) if n else np.zeros(d)
+        self.mean = np.sum(sums, axis=0) / n if n else np.zeros(d)
         with _one_blas_thread():
             self.axes = self._principal_axes(X)
             Z = self._rotate(X)
