@@ -104,12 +104,10 @@ cdef void interpolate_range(const floating* X, intp_t d, const intp_t* drawn,
             resolve(drawn, rows, base_map, nns, k, stop, nxt_stop, nxt_base, nxt_nbr)
         for i in range(b, stop):
             ahead = i + AHEAD
-            if not ahead_rows:
-                pass
-            elif ahead < stop:
+            if ahead_rows and ahead < stop:
                 prefetch_bytes(X + cur_base[ahead - b] * d, row_bytes)
                 prefetch_bytes(X + cur_nbr[ahead - b] * d, row_bytes)
-            elif ahead < nxt_stop:
+            elif ahead_rows and ahead < nxt_stop:
                 prefetch_bytes(X + nxt_base[ahead - stop] * d, row_bytes)
                 prefetch_bytes(X + nxt_nbr[ahead - stop] * d, row_bytes)
             interpolate_row(X + cur_base[i - b] * d, X + cur_nbr[i - b] * d, d, steps[i],
