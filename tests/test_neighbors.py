@@ -143,6 +143,28 @@ def test_kdtree_exact_ties_at_every_leaf_size(dtype, leaf_size):
         assert_array_equal(dist, np.sqrt(np.take_along_axis(d2, order[:, :k], axis=1)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12])
+def test_kdtree_ties_in_every_compiled_dimension(dtype, d):
+    # the leaf scans are compiled once per d up to 8 (wider d share one loop) and read a
+    # leaf's last one to three points with masked loads: small integer coordinates put
+    # many points at exactly the k-th distance, in leaves of lengths 1 to 7 mod 4
+    rng = np.random.RandomState(d)
+    X = rng.randint(-2, 3, size=(700, d)).astype(dtype)
+    Q = np.vstack([X[:30], X[:30] + 0.5]).astype(dtype)
+    d2 = ((Q[:, None, :].astype(np.float64) - X[None, :, :]) ** 2).sum(axis=2)
+    order = np.lexsort((np.broadcast_to(np.arange(X.shape[0]), d2.shape), d2), axis=1)
+    for leaf_size in (3, 5, 7):
+        nn = NearestNeighbors(n_neighbors=9, algorithm="kd_tree", leaf_size=leaf_size)
+        dist, ind = nn.fit(X).kneighbors(Q)
+        assert_array_equal(ind, order[:, :9])
+        assert_array_equal(dist, np.sqrt(np.take_along_axis(d2, order[:, :9], axis=1)))
+        radius2 = np.take_along_axis(d2, order[:, 4:5], axis=1)   # a distance: ties
+        assert_array_equal(count_closer(X, Q, radius2[:, 0], max_count=50, squared=True,
+                                        index=nn),
+                           np.minimum((d2 < radius2).sum(axis=1), 50))
+
+
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
 def test_duplicates_self_excluded_by_index_and_ties_by_index(algorithm):
     base = _tie_free(30, 3, 2)

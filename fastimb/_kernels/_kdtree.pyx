@@ -722,12 +722,8 @@ cdef void knn_visit(Search* c, intp_t node, double rd, floating tag) noexcept no
         return
     dim = c.split_dim[node]
     new = <double>q[dim] - <double>(<const floating*> c.split_val)[node]
-    if new <= 0:
-        near = c1
-        far = c1 + 1
-    else:
-        near = c1 + 1
-        far = c1
+    near = c1 + (new > 0)     # without a branch: either side is as likely
+    far = 2 * c1 + 1 - near
     knn_visit(c, near, rd, tag)
     old = c.off[dim]
     rd_far = rd - old * old + new * new
