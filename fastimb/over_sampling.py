@@ -13,7 +13,7 @@ from fastimb._docstring import RANDOM_STATE_DOC, SAMPLING_STRATEGY_DOCS, Substit
 from fastimb._kernels._openmp_helpers import effective_n_threads
 from fastimb._kernels._smote import copy_rows, interpolate
 from fastimb._random import Draws
-from fastimb._rows import fresh_output, gather_rows
+from fastimb._rows import OutputAhead, fresh_output, gather_rows
 from fastimb._validation import as_index_array
 from fastimb.base import BaseOverSampler
 from fastimb.neighbors import NearestNeighbors, check_neighbors_object
@@ -319,8 +319,9 @@ def _interpolate_numpy(X, base, nbr, steps, scale, out):
     out[...] = X[base] + steps[:, None] * diffs
 
 
-def _generate(X, y, plans, seed, random_state=None):
-    """``X`` and ``y`` followed by each plan's new samples, in arrays allocated once."""
+def _generate(X, y, plans, seed, random_state=None, ahead=None):
+    """``X`` and ``y`` followed by each plan's new samples, in arrays allocated once (or,
+    with ``ahead``, an :class:`OutputAhead` of the same shape, prepared meanwhile)."""
     n = X.shape[0]
     n_new = sum(p.n_new for p in plans)
     y_out = np.empty(n + n_new, dtype=y.dtype)
@@ -333,16 +334,18 @@ def _generate(X, y, plans, seed, random_state=None):
         return _generate_sparse(X, plans, seed, random_state), y_out
 
     max_threads = effective_n_threads(None)
-    out = fresh_output((n + n_new, X.shape[1]), X.dtype, max_threads)
 
     def threads(n_values):
         return 1 if n_values < _SERIAL_BELOW else max_threads
 
     compiled = X.dtype in (np.float32, np.float64)
-    if compiled:
-        copy_rows(np.ascontiguousarray(X), out[:n], threads(X.size))
-    else:
-        out[:n] = X
+    out = None if ahead is None else ahead.result(n + n_new)
+    if out is None:
+        out = fresh_output((n + n_new, X.shape[1]), X.dtype, max_threads)
+        if compiled:
+            copy_rows(np.ascontiguousarray(X), out[:n], threads(X.size))
+        else:
+            out[:n] = X
     no_scale, no_index = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp)
     pos = n
     for p in plans:
@@ -460,6 +463,7 @@ class SMOTE(BaseSMOTE):
 
     def _fit_resample(self, X, y):
         self._validate_estimator()
+        ahead = OutputAhead.start(X, sum(self.sampling_strategy_.values()))
         plans = []
         for label, n_samples in self.sampling_strategy_.items():
             if n_samples == 0:
@@ -468,7 +472,7 @@ class SMOTE(BaseSMOTE):
             X_class = gather_rows(X, class_idx)
             nns = _neighbors_of(self.nn_k_, X_class, X_class)
             plans.append(_Plan(label, n_samples, X_class, nns))
-        return _generate(X, y, plans, self.random_state)
+        return _generate(X, y, plans, self.random_state, ahead=ahead)
 
 
 @Substitution(sampling_strategy=SAMPLING_STRATEGY_DOCS["over-sampling"],

@@ -118,6 +118,42 @@ def test_threads_and_inputs_untouched(name, params, monkeypatch):
     assert_array_equal(y, y0)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_smote_output_prepared_ahead(classes, dtype, monkeypatch):
+    # large outputs are allocated, filled with X and touched on a background thread
+    # during the neighbour search: forced here on small data, the same output
+    import fastimb._rows as rows
+
+    monkeypatch.setattr(rows, "AHEAD_FROM_BYTES", 0)
+    kw = (dict(n_samples=700) if classes == 2 else
+          dict(n_samples=900, n_classes=3, weights=(0.1, 0.3, 0.6)))
+    X, y = make_imbalanced(dtype=dtype, **kw)
+    X0 = X.copy()
+    results = []
+    real_result = rows.OutputAhead.result
+    monkeypatch.setattr(rows.OutputAhead, "result",
+                        lambda self, n: results.append(real_result(self, n)) or results[-1])
+    ours, ref = _pair("SMOTE", {}, random_state=3)
+    _assert_same(ours.fit_resample(X, y), ref.fit_resample(X, y))
+    assert len(results) == 1 and results[0] is not None
+    assert_array_equal(X, X0)
+    # not for other inputs; a wrong row count is refused; errors reach the caller
+    assert rows.OutputAhead.start(X.astype(np.int64), 10) is None
+    assert rows.OutputAhead.start(np.asfortranarray(X), 10) is None
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert rows.OutputAhead.start(X, 10) is None
+    ahead = rows.OutputAhead.start(X, 10)
+    assert real_result(ahead, X.shape[0] + 11) is None
+    out = real_result(rows.OutputAhead.start(X, 10), X.shape[0] + 10)
+    assert out.shape == (X.shape[0] + 10, X.shape[1]) and out.dtype == X.dtype
+    assert_array_equal(out[:X.shape[0]], X)
+    monkeypatch.setattr(rows, "copy_rows", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        real_result(rows.OutputAhead.start(X, 10), X.shape[0] + 10)
+
+
 def test_integer_features_truncate_like_imblearn():
     X, y = make_imbalanced(n_samples=400)
     Xi = np.round(X * 1e6).astype(np.int64)   # large values: no distance ties
