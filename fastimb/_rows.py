@@ -7,8 +7,8 @@ import numpy as np
 from scipy import sparse
 
 from fastimb._kernels._gather import take_rows, touch_pages
-from fastimb._kernels._smote import copy_rows
 from fastimb._kernels._openmp_helpers import effective_n_threads
+from fastimb._kernels._smote import copy_rows
 
 
 def gather_rows(X, indices, n_jobs=None):
