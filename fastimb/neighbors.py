@@ -234,12 +234,8 @@ class _BruteIndex:
         self.level = _SCAN_LEVEL if (
             _SCAN_LEVEL < 3 or self.INT8_MIN_FEATURES <= d <= self.INT8_MAX_FEATURES) else 2
         self.n_threads = n_threads
-        # any centre keeps the scan exact: the mean of the blocks' sums, in block order
-        sums = _by_blocks(lambda a, b: X[a:b].sum(axis=0, dtype=np.float64), n,
-                          self.ROTATE_BLOCK, n_threads)
-        self.mean = np.sum(sums, axis=0) / n if n else np.zeros(d)
         with _one_blas_thread():
-            self.axes = self._principal_axes(X)
+            self.mean, self.axes = self._centre_and_axes(X)
             Z = self._rotate(X)
         # the scan order: a KD-tree's (of the rotated rows), whose cuts also order
         # queries; its build writes the rows in that order (the panels are then made from
@@ -270,15 +266,19 @@ class _BruteIndex:
         self.mean_pair_rdist = 2.0 * float(self.norms.mean()) if n else 0.0
         self._tree = None
 
-    def _principal_axes(self, X):
-        """The eigenvectors of the covariance of (a strided sample of) the rows, as
-        columns, by decreasing variance. Any orthonormal basis keeps the scan exact; this
-        one puts the spread in the leading coordinates, which the row order's tree cuts
-        first, so the chunks' boxes are narrow where the data are wide."""
+    def _centre_and_axes(self, X):
+        """``(mean, axes)``: the mean of (a strided sample of) the rows and the
+        eigenvectors of their covariance, as columns, by decreasing variance. Any centre
+        and any orthonormal basis keep the scan exact; these put the rows near the origin
+        (small float32 errors) and the spread in the leading coordinates, which the row
+        order's tree cuts first, so the chunks' boxes are narrow where the data are
+        wide."""
         step = max(1, X.shape[0] // self.AXES_SAMPLE)
-        S = np.asarray(X[::step], dtype=np.float64) - self.mean
+        S = np.asarray(X[::step], dtype=np.float64)
+        mean = S.mean(axis=0) if S.shape[0] else np.zeros(X.shape[1])
+        S = S - mean
         axes = np.linalg.eigh(S.T @ S / max(1, S.shape[0]))[1]
-        return np.ascontiguousarray(axes[:, ::-1])
+        return mean, np.ascontiguousarray(axes[:, ::-1])
 
     def _rotate(self, A):
         """A, centred and rotated onto the principal axes, as float32 (computed in double,
@@ -429,19 +429,19 @@ class _BruteIndex:
             return self._tree_knn(self.X, k, skip, squared, n_threads)
         d, kc = self.X.shape[1], min(n, k + self.EXTRA_CANDIDATES)
         n_threads = max(1, min(int(n_threads), self.SELF_JOIN_HEAP_BYTES // (16 * n * kc)))
-        per_block = _brute.self_block_rows() // self.PANEL   # panels per block
-        starts = np.arange(0, self.P.shape[0], per_block)
+        # each block's box: its chunks' (a block is a whole number of chunks)
+        per_block = _brute.self_block_rows() // _brute.chunk_rows()
+        starts = np.arange(0, self.lo.shape[0], per_block)
         n_blocks = starts.size
-        # each block's box (the zero padding of the last panel only widens it)
-        blo = np.minimum.reduceat(self.P, starts, axis=0).min(axis=2)
-        bhi = np.maximum.reduceat(self.P, starts, axis=0).max(axis=2)
+        blo = np.minimum.reduceat(self.lo, starts, axis=0)
+        bhi = np.maximum.reduceat(self.hi, starts, axis=0)
         # the tiles (I, J), I <= J, by increasing J - I (the diagonal first): blocks are
         # runs of the spatial order, so nearby rows meet first and thresholds tighten early
         pair_i = np.concatenate([np.arange(n_blocks - g) for g in range(n_blocks)])
         pair_j = pair_i + np.repeat(np.arange(n_blocks), np.arange(n_blocks, 0, -1))
         slack = self._slack(np.sqrt(self.norms), d)
-        hd = np.full((n_threads, n, kc), np.inf)
-        hind = np.full((n_threads, n, kc), np.iinfo(np.intp).max, dtype=np.intp)
+        hd = np.empty((n_threads, n, kc))                  # set by the kernel's threads
+        hind = np.empty((n_threads, n, kc), dtype=np.intp)
         thr = np.full(self.xh.shape[0] + 8, -np.inf, dtype=np.float32)
         thr[:n] = np.inf
         seed = np.full(n, np.inf)

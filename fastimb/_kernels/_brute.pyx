@@ -1226,7 +1226,7 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
              const intp_t[::1] pair_i,        # IN  (n_pairs,) the tiles (I <= J): the
              const intp_t[::1] pair_j,        #     n_blocks diagonal ones first
              double[:, :, ::1] hd,            # WORK (T, n, kc) per-thread candidate heaps
-             intp_t[:, :, ::1] hind,          #     (scan positions), (+inf, INTP_MAX)
+             intp_t[:, :, ::1] hind,          #     (scan positions), set here
              float[::1] thr,                  # WORK (16 n_panels + 8,) thresholds on t:
                                               #     +inf, -inf for the padding
              const unsigned[:, :, ::1] U,     # IN  the 16-bit screen (see quantize16), or
@@ -1314,6 +1314,9 @@ def self_knn(const floating[:, ::1] X,        # IN  (n, d) data (exact distances
         if not join_work_ok(&w) or mh == NULL or mi == NULL or fd == NULL or find_ == NULL:
             p_failed[0] = 1
         else:
+            for x in prange(n, schedule="static"):              # empty heaps
+                for t in range(T):
+                    heap_init(&hd[t, x, 0], &hind[t, x, 0], kc)
             for pp in prange(n_diag, schedule="dynamic"):       # the diagonal tiles
                 join_tile(&s, pair_i[pp], pair_j[pp], &hd[tid, 0, 0], &hind[tid, 0, 0],
                           &thr[0], &w)
