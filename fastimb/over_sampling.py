@@ -192,10 +192,10 @@ _TIES_NOTE = """**Where fastimb can differ from imbalanced-learn.** The output i
     ``fastimb.neighbors.NearestNeighbors(n_neighbors=k + 1, n_jobs=...)``. The output
     never depends on the number of threads."""
 
-#: new samples drawn and written per pass: bounds the temporaries to about 4 MiB (the
-#: drawn integers as intp, the steps and, for some samplers, rows and factors); fewer,
-#: longer passes keep both threads busy longer per draw (32k: 46 ms to generate 960k x 5
-#: samples, 91 ms for 980k x 20; 128k: 40 and 79 ms)
+#: new samples drawn and written per pass: bounds the temporaries to a few MiB (the
+#: steps and, for some samplers, rows and factors); fewer, longer passes keep both
+#: threads busy longer per draw (32k: 46 ms to generate 960k x 5 samples, 91 ms for
+#: 980k x 20; 128k: 40 and 79 ms)
 _CHUNK = 1 << 17
 #: below this many values a kernel call runs on one thread (a parallel region costs more)
 _SERIAL_BELOW = 1 << 15
@@ -296,7 +296,7 @@ class _Plan:
         ends = None if self.per_sample is None else np.cumsum(self.per_sample)
         try:
             for a, b in _chunks(n):
-                drawn = all_drawn[a:b].astype(np.intp, copy=False)
+                drawn = all_drawn[a:b]
                 steps = step_draws.uniform(b - a)
                 rows = None if ends is None else _rows_of_chunk(self.per_sample, ends, a, b)
                 scale = None

@@ -252,13 +252,16 @@ def test_interpolate_kernel_rounding_float32():
 @pytest.mark.parametrize("n_samples", [1, 255, 256, 257, 2049])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_interpolate_kernel_any_length_and_thread_count(n_samples, n_threads, dtype):
+@pytest.mark.parametrize("drawn_dtype", [np.int32, np.int64])
+def test_interpolate_kernel_any_length_and_thread_count(n_samples, n_threads, dtype,
+                                                        drawn_dtype):
     # one contiguous range of samples per thread, resolved a block at a time with the
-    # next block's rows requested ahead: the same values whatever the split
+    # next block's rows requested ahead: the same values whatever the split; the drawn
+    # integers read as drawn (int32 when they fit) or as int64
     rng = np.random.RandomState(n_samples)
     X = rng.randn(300, 11).astype(dtype)
     nns = rng.randint(0, 300, (300, 4)).astype(np.intp)
-    drawn = rng.randint(0, nns.size, n_samples).astype(np.intp)
+    drawn = rng.randint(0, nns.size, n_samples).astype(drawn_dtype)
     steps = rng.uniform(size=n_samples)
     out = np.full((n_samples + 1, 11), -1, dtype=dtype)
     no_index = np.empty(0, dtype=np.intp)
