@@ -18,13 +18,9 @@ exact rules of the legacy methods:
 
 Each function returns the new position; the caller writes the state back.
 """
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t
 
-from fastimb._kernels._typedefs cimport intp_t
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
+from fastimb._kernels._typedefs cimport index_t, intp_t
 
 cdef enum:
     N_WORDS = 624

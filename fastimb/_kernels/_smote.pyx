@@ -11,11 +11,10 @@ so the outputs are bit-identical (the build disables FMA contraction).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t
 
 from fastimb._kernels._blocks cimport block_stop, n_blocks_of
 from fastimb._kernels._prefetch cimport prefetch_bytes
-from fastimb._kernels._typedefs cimport intp_t
+from fastimb._kernels._typedefs cimport index_t, intp_t
 
 cdef extern from "_stream.h" nogil:
     void fastimb_stream_copy(void* dst, const void* src, size_t n)
@@ -30,12 +29,6 @@ cdef intp_t COPY_BLOCK = 4096
 cdef intp_t PREFETCH_FROM_BYTES = 1 << 21
 
 
-ctypedef fused drawn_t:
-    # the drawn integers, kept as drawn (int32 when they fit: no widened copy)
-    int32_t
-    int64_t
-
-
 cdef enum:
     # samples whose indices are resolved together (independent loads of the neighbour
     # table, many misses in flight); the next block is resolved before this one is written
@@ -46,7 +39,7 @@ cdef enum:
     AHEAD = 8
 
 
-cdef inline void resolve(const drawn_t* drawn, const intp_t* rows, const intp_t* base_map,
+cdef inline void resolve(const index_t* drawn, const intp_t* rows, const intp_t* base_map,
                          const intp_t* nns, intp_t k, intp_t a, intp_t e, intp_t* base,
                          intp_t* nbr) noexcept nogil:
     """The rows of X samples ``a <= i < e`` start at and move towards, into base and nbr
@@ -80,7 +73,7 @@ cdef inline void interpolate_row(const floating* xb, const floating* xt, intp_t 
             o[j] = <floating>(<double>xb[j] + s * <double>diff)
 
 
-cdef void interpolate_range(const floating* X, intp_t d, const drawn_t* drawn,
+cdef void interpolate_range(const floating* X, intp_t d, const index_t* drawn,
                             const intp_t* rows, const intp_t* base_map, const intp_t* nns,
                             intp_t k, const double* steps, const double* scale,
                             floating* out, intp_t a, intp_t e, bint ahead_rows) noexcept nogil:
@@ -129,7 +122,7 @@ cdef void interpolate_range(const floating* X, intp_t d, const drawn_t* drawn,
 
 
 def interpolate(const floating[:, ::1] X,      # IN  (n, d) data
-                const drawn_t[::1] drawn,      # IN  (m,) the integers drawn (int32/64)
+                const index_t[::1] drawn,      # IN  (m,) the integers drawn (int32/64)
                 const intp_t[::1] rows,        # IN  (m,) row of nns per sample, or empty
                 const intp_t[::1] base_map,    # IN  (r,) row of X each nns row starts at,
                                                #     or empty (row r)
